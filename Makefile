@@ -1,0 +1,32 @@
+# The README's two commands, each doing its own set-up:  make demo  |  make test
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+MEMBERS := $(wildcard packages/*/pyproject.toml plugins/*/pyproject.toml)
+EDITABLE := -e "packages/diffcore[diffusers,tour]" $(foreach m,$(filter-out packages/diffcore/pyproject.toml,$(MEMBERS)),-e $(dir $(m)))
+export OMP_NUM_THREADS ?= 1
+
+.PHONY: demo test lint env clean
+
+$(STAMP): pyproject.toml $(MEMBERS)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
+	$(BIN)/python -m pip install --quiet --group dev $(EDITABLE)
+	touch $(STAMP)
+
+env: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/diffcore tour --out build/tour
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check --diff packages integration_tests tools >/dev/null || true
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) build

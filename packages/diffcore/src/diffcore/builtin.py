@@ -1,0 +1,55 @@
+"""The built-in plugin: diffcore's own components, registered through the same hooks as any
+third-party plugin. Heavy imports stay inside the factories."""
+
+from __future__ import annotations
+
+from diffcore.hookspecs import hookimpl
+
+
+def gmm(means, weights=None, covs=None, schedule=None, shape=None):
+    """Gaussian mixture with exact scores, posteriors and log-densities (the test oracle)"""
+    from diffcore.priors import GaussianMixturePrior
+    from diffcore.schedules import make_schedule
+
+    if isinstance(schedule, str):
+        schedule = make_schedule(schedule)
+    return GaussianMixturePrior(means, weights, covs, schedule=schedule, shape=shape)
+
+
+def gaussian(mean, cov=None, schedule=None, shape=None):
+    """A single Gaussian N(mean, cov) with exact scores"""
+    from diffcore.priors import GaussianPrior
+    from diffcore.schedules import make_schedule
+
+    if isinstance(schedule, str):
+        schedule = make_schedule(schedule)
+    return GaussianPrior(mean, cov, schedule=schedule, shape=shape)
+
+
+def diffusers_prior(path, subfolder=None, device=None, dtype=None, trust_pickle=False):
+    """A pixel prior from a diffusers UNet2DModel and scheduler (hub id or local folder)"""
+    from diffcore.adapters.diffusers_prior import load_unet_prior
+
+    return load_unet_prior(path, subfolder=subfolder, device=device, dtype=dtype, trust_pickle=trust_pickle)
+
+
+def stable_diffusion(path, prompt=None, negative_prompt="", guidance_scale=7.5, device=None, dtype=None, trust_pickle=False):
+    """Latent text-to-image Stable Diffusion prior with classifier-free guidance"""
+    from diffcore.adapters.stable_diffusion import load_stable_diffusion
+
+    return load_stable_diffusion(path, prompt=prompt, negative_prompt=negative_prompt, guidance_scale=guidance_scale, device=device, dtype=dtype, trust_pickle=trust_pickle)
+
+
+@hookimpl
+def register_priors(register):
+    register("gmm", gmm, aliases=("gaussian-mixture",))
+    register("gaussian", gaussian)
+    register("diffusers", diffusers_prior)
+    register("stable-diffusion", stable_diffusion, aliases=("sd",))
+
+
+@hookimpl
+def register_tour(register):
+    from diffcore.tour_section import section
+
+    register("diffcore", section, summary="Samplers on an exact Gaussian mixture: samples, densities and error against steps")

@@ -1,0 +1,71 @@
+"""The one place where eps, x0, v and score are converted into each other.
+
+With the forward process ``x_t = alpha * x0 + sigma * eps``:
+
+- ``x0 = (x_t - sigma * eps) / alpha`` and ``eps = (x_t - alpha * x0) / sigma``;
+- ``v = alpha * eps - sigma * x0`` (Salimans & Ho, 2022), so that for a VP schedule
+  ``x0 = alpha * x_t - sigma * v`` and ``eps = sigma * x_t + alpha * v``; for a general
+  schedule both are solved from the pair of linear equations;
+- ``score = grad log p_t(x_t) = -eps / sigma`` (Tweedie / denoising score matching).
+
+``alpha`` and ``sigma`` are tensors broadcastable to ``x_t`` (see :func:`expand`) or floats.
+Nothing else in diffcore or its plugins re-derives these formulas.
+
+>>> import torch
+>>> x0, eps = torch.tensor([1.0]), torch.tensor([0.5])
+>>> a, s = 0.6, 0.8
+>>> xt = a * x0 + s * eps
+>>> eps_to_x0(xt, eps, a, s)
+tensor([1.0000])
+>>> v = v_from_x0_eps(x0, eps, a, s)
+>>> v_to_x0(xt, v, a, s), v_to_eps(xt, v, a, s)
+(tensor([1.]), tensor([0.5000]))
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def expand(coef: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor | float:
+    """Reshape a per-sample coefficient of shape (N,) to broadcast against ``like`` (N, ...)."""
+    if isinstance(coef, torch.Tensor) and coef.ndim == 1 and like.ndim > 1:
+        return coef.reshape(coef.shape[0], *([1] * (like.ndim - 1)))
+    return coef
+
+
+def eps_to_x0(x_t, eps, alpha, sigma):
+    """Tweedie's clean estimate from a noise prediction."""
+    return (x_t - expand(sigma, x_t) * eps) / expand(alpha, x_t)
+
+
+def x0_to_eps(x_t, x0, alpha, sigma):
+    """The noise implied by a clean estimate (undefined at sigma = 0)."""
+    return (x_t - expand(alpha, x_t) * x0) / expand(sigma, x_t)
+
+
+def v_from_x0_eps(x0, eps, alpha, sigma):
+    """The v target ``alpha * eps - sigma * x0``."""
+    return expand(alpha, x0) * eps - expand(sigma, x0) * x0
+
+
+def v_to_x0(x_t, v, alpha, sigma):
+    """Clean estimate from a v prediction, for any (alpha, sigma)."""
+    a, s = expand(alpha, x_t), expand(sigma, x_t)
+    return (a * x_t - s * v) / (a * a + s * s)
+
+
+def v_to_eps(x_t, v, alpha, sigma):
+    """Noise estimate from a v prediction, for any (alpha, sigma)."""
+    a, s = expand(alpha, x_t), expand(sigma, x_t)
+    return (s * x_t + a * v) / (a * a + s * s)
+
+
+def eps_to_score(eps, sigma):
+    """``score = -eps / sigma``."""
+    return -eps / expand(sigma, eps)
+
+
+def score_to_eps(score, sigma):
+    """``eps = -sigma * score``."""
+    return -expand(sigma, score) * score

@@ -1,0 +1,74 @@
+"""Classifier-free guidance as a prior (Ho & Salimans 2022).
+
+Convention (diffusers'): ``eps = eps_uncond + scale * (eps_cond - eps_uncond)``, and the same
+combination for ``x0``, so ``scale = 1`` is the conditional model and ``scale = 0`` the
+unconditional one. The two predictions run as one batch of 2N.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+import torch
+
+from diffcore.errors import DiffcoreError
+from diffcore.protocols import Cond, Prediction, time_tensor
+
+
+def _repeat_field(value, n: int):
+    if isinstance(value, torch.Tensor) and value.shape[0] == 1 and n > 1:
+        return value.expand(n, *value.shape[1:])
+    return value
+
+
+def _batch(cond: Cond, n: int) -> Cond:
+    return Cond(**{f.name: _repeat_field(getattr(cond, f.name), n) for f in fields(Cond)})
+
+
+def _cat(a: Cond, b: Cond) -> Cond:
+    out = {}
+    for f in fields(Cond):
+        va, vb = getattr(a, f.name), getattr(b, f.name)
+        if (va is None) != (vb is None):
+            raise DiffcoreError(f"cond and uncond must set the same fields; {f.name} is set in only one")
+        if va is None:
+            out[f.name] = None
+        elif isinstance(va, torch.Tensor):
+            out[f.name] = torch.cat([va, vb])
+        else:
+            out[f.name] = list(va) + list(vb)
+    return Cond(**out)
+
+
+class Guided:
+    """Wrap ``prior`` with classifier-free guidance of strength ``scale``.
+
+    ``cond`` and ``uncond`` are :class:`~diffcore.Cond` objects with batch size 1 (broadcast)
+    or N. A call to ``predict`` with its own ``cond`` replaces the stored one for that call.
+    """
+
+    def __init__(self, prior, scale: float, cond: Cond, uncond: Cond):
+        if not isinstance(cond, Cond) or not isinstance(uncond, Cond):
+            raise DiffcoreError("Guided needs cond and uncond as diffcore.Cond objects")
+        self.prior, self.scale, self.cond, self.uncond = prior, float(scale), cond, uncond
+        self.schedule = prior.schedule
+        self.sample_shape = prior.sample_shape
+        self.latent = getattr(prior, "latent", None)
+        self.accepts = getattr(prior, "accepts", frozenset())
+
+    @property
+    def device(self):
+        return getattr(self.prior, "device", torch.device("cpu"))
+
+    def predict(self, x_t, t, cond: Cond | None = None) -> Prediction:
+        n = x_t.shape[0]
+        c = _batch(cond if cond is not None else self.cond, n)
+        u = _batch(self.uncond, n)
+        tt = time_tensor(t, x_t) if isinstance(t, torch.Tensor) and t.ndim == 1 else t
+        if isinstance(tt, torch.Tensor) and tt.ndim == 1:
+            tt = torch.cat([tt, tt])
+        both = self.prior.predict(torch.cat([x_t, x_t]), tt, _cat(c, u))
+        xc, xu = both.x0.chunk(2)
+        ec, eu = both.eps.chunk(2)
+        s = self.scale
+        return Prediction(x0=xu + s * (xc - xu), eps=eu + s * (ec - eu))

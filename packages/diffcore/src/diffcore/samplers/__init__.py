@@ -1,0 +1,88 @@
+"""Samplers: functions with one signature and an explicit generator.
+
+``sampler(prior, x, ts, *, cond=None, generator=None, callback=None, **options) -> x0``
+
+``x`` is the starting noise at ``ts[0]``; ``ts`` is the schedule's decreasing time grid
+(``prior.schedule.timesteps(steps)``); ``callback(i, t, x, prediction)`` runs after each step.
+Samplers hold no state between calls. :func:`sample` is the entry point most users want.
+
+>>> import torch, diffcore
+>>> prior = diffcore.priors.GaussianPrior(mean=[3.0, -1.0])
+>>> x = diffcore.sample(prior, 512, steps=20, generator=torch.Generator().manual_seed(0))
+>>> [round(v, 1) for v in x.mean(0).tolist()]
+[3.0, -1.0]
+"""
+
+from __future__ import annotations
+
+import torch
+
+from diffcore.errors import DiffcoreError, closest
+from diffcore.protocols import Cond, check_cond
+from diffcore.samplers._common import noise_like
+from diffcore.samplers.ddim import ddim
+from diffcore.samplers.ddpm import ddpm
+from diffcore.samplers.dpmpp import dpmpp_2m
+from diffcore.samplers.edm import euler, heun
+
+SAMPLERS = {"ddpm": ddpm, "ddim": ddim, "euler": euler, "heun": heun, "dpm++2m": dpmpp_2m}
+ALIASES = {"dpmpp_2m": "dpm++2m", "dpmpp-2m": "dpm++2m", "dpm-solver++": "dpm++2m", "ancestral": "ddpm"}
+
+
+def get_sampler(name: str):
+    """The sampler function called ``name`` (or an alias); unknown names list the known ones."""
+    key = ALIASES.get(name, name)
+    if key not in SAMPLERS:
+        hint = closest(name, list(SAMPLERS) + list(ALIASES))
+        raise DiffcoreError(f"unknown sampler {name!r}; known samplers: {', '.join(SAMPLERS)}" + (f". Did you mean {hint!r}?" if hint else ""))
+    return SAMPLERS[key]
+
+
+def initial_noise(prior, n: int, t, *, generator=None, device=None, dtype=torch.float32) -> torch.Tensor:
+    """Noise to start sampling at time t: N(0, alpha^2 + sigma^2) (unit data variance assumed)."""
+    device = torch.device(device) if device is not None else torch.device(getattr(prior, "device", "cpu"))
+    x = noise_like(torch.empty((n, *prior.sample_shape), dtype=dtype, device=device), generator)
+    return x * prior.schedule.init_std(torch.as_tensor(t, dtype=torch.float64)).to(dtype)
+
+
+def sample(prior, n: int, *, steps: int, sampler: str = "ddim", cond: Cond | None = None, generator: torch.Generator | None = None, decode: bool = True, progress: bool = False, device=None, dtype=torch.float32, **options) -> torch.Tensor:
+    """Draw ``n`` samples from ``prior`` with ``steps`` steps of ``sampler``.
+
+    Samplers: ``ddpm`` (ancestral), ``ddim`` (option ``eta``), ``euler`` and ``heun`` (EDM;
+    options ``s_churn``, ``s_tmin``, ``s_tmax``, ``s_noise``), ``dpm++2m``. Latent priors are
+    decoded to images unless ``decode=False``. The same generator seed gives the same samples.
+    """
+    fn = get_sampler(sampler)
+    if not isinstance(n, int) or n < 1:
+        raise DiffcoreError(f"n must be a positive integer, got {n!r}")
+    check_cond(type(prior).__name__, getattr(prior, "accepts", frozenset()), cond)
+    ts = prior.schedule.timesteps(steps)
+    x = initial_noise(prior, n, ts[0], generator=generator, device=device, dtype=dtype)
+    callback = options.pop("callback", None)
+    if progress:
+        from rich.progress import Progress
+
+        with Progress(transient=True) as bar:
+            task = bar.add_task(f"{sampler} x{n}", total=len(ts) - 1)
+
+            def tick(i, t, xi, pred):
+                bar.advance(task)
+                if callback is not None:
+                    callback(i, t, xi, pred)
+
+            x = fn(prior, x, ts, cond=cond, generator=generator, callback=tick, **options)
+    else:
+        try:
+            x = fn(prior, x, ts, cond=cond, generator=generator, callback=callback, **options)
+        except TypeError as exc:
+            if "unexpected keyword" in str(exc):
+                raise DiffcoreError(f"sampler {sampler!r} does not take option: {exc}") from None
+            raise
+    latent = getattr(prior, "latent", None)
+    if decode and latent is not None:
+        with torch.no_grad():
+            x = latent.decode(x)
+    return x
+
+
+__all__ = ["SAMPLERS", "ddim", "ddpm", "dpmpp_2m", "euler", "get_sampler", "heun", "initial_noise", "sample"]

@@ -1,0 +1,31 @@
+"""DDIM (Song, Meng & Ermon 2021, eq. 12), with the eta of its generalised process.
+
+``x_s = alpha_s x0 + sqrt(sigma_s^2 - c^2) eps + c z`` where ``c = eta * sqrt(var)`` and
+``var = sigma_ts^2 sigma_s^2 / sigma_t^2`` is the DDPM posterior variance (eta = 1 gives
+DDPM-like stochastic steps, eta = 0 the deterministic probability-flow discretisation).
+Noise is drawn only when eta > 0, as diffusers' DDIMScheduler does.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from diffcore.samplers._common import coefs, noise_like
+
+
+@torch.no_grad()
+def ddim(prior, x, ts, *, cond=None, generator=None, callback=None, eta: float = 0.0):
+    for i in range(len(ts) - 1):
+        t, s = ts[i], ts[i + 1]
+        pred = prior.predict(x, t, cond)
+        a_t, s_t = coefs(prior.schedule, t, x)
+        a_s, s_s = coefs(prior.schedule, s, x)
+        if eta > 0:
+            var = (s_t**2 - (a_t / a_s) ** 2 * s_s**2) * s_s**2 / s_t**2
+            c = eta * torch.sqrt(var.clamp_min(0))
+            x = a_s * pred.x0 + torch.sqrt((s_s**2 - c**2).clamp_min(0)) * pred.eps + c * noise_like(x, generator)
+        else:
+            x = a_s * pred.x0 + s_s * pred.eps
+        if callback is not None:
+            callback(i, t, x, pred)
+    return x
