@@ -82,7 +82,8 @@ class GaussianMixturePrior:
         if covs.shape == (K, d):
             if bool((covs < 0).any()):
                 raise DiffcoreError("diagonal covariances must be non-negative")
-            self.kind, self.Q, self.lam = "diagonal", None, covs
+            shared = bool((covs == covs[:1]).all())
+            self.kind, self.Q, self.lam = "diagonal", None, covs[:1] if shared else covs
         elif covs.shape == (K, d, d):
             if not torch.allclose(covs, covs.transpose(1, 2), atol=1e-8 * max(1.0, float(covs.abs().max()))):
                 raise DiffcoreError("full covariances must be symmetric")
@@ -136,6 +137,23 @@ class GaussianMixturePrior:
             return self.means @ self.Q[0]
         return torch.einsum("kd,kde->ke", self.means, self.Q)
 
+    @property
+    def _shared(self) -> bool:
+        """All components share one covariance: the fast path of matrix products applies."""
+        return self.lam.shape[0] == 1
+
+    def _shared_terms(self, xr, alpha, sigma):
+        """Fast path for a shared covariance: log joints (N, K) from three matrix products.
+
+        ``sum_e (xr_e - a mu_ke)^2 / v_e = sum xr^2/v - 2a (xr/v) mu_k + a^2 (1/v) mu_k^2``.
+        """
+        a, s = alpha[:, None], sigma[:, None]
+        v = a * a * self.lam + s * s  # (N, d)
+        mu = self._mean_coords()
+        quad = (xr * xr / v).sum(1, keepdim=True) - 2 * a * ((xr / v) @ mu.T) + a * a * ((1 / v) @ (mu * mu).T)
+        logn = -0.5 * (quad + torch.log(v).sum(1, keepdim=True) + self.dim * math.log(2 * math.pi))
+        return torch.log(self.weights)[None] + logn, v
+
     def _terms(self, x, alpha, sigma):
         """Per-component log joint ``log w_k + log N_k(x)``, eigen residual z and variance v."""
         a, s = alpha[:, None, None], sigma[:, None, None]
@@ -163,9 +181,18 @@ class GaussianMixturePrior:
         eps = torch.empty_like(x)
         mc = self.means
         for i, j in self._chunks(x.shape[0]):
+            a, s = alpha[i:j, None], sigma[i:j, None]
+            if self._shared:
+                xr = self._rotate(x[i:j])[:, 0]
+                logj, v = self._shared_terms(xr, a[:, 0], s[:, 0])
+                mbar = torch.softmax(logj, dim=1) @ self._mean_coords()  # E[m | x_t], eigen coordinates
+                resid = xr - a * mbar
+                x0[i:j] = self._unrotate((mbar + a * self.lam / v * resid)[:, None])
+                eps[i:j] = self._unrotate((s / v * resid)[:, None])
+                continue
             logj, z, v = self._terms(x[i:j], alpha[i:j], sigma[i:j])
             r = torch.softmax(logj, dim=1)[:, :, None]
-            a, s = alpha[i:j, None, None], sigma[i:j, None, None]
+            a, s = a[:, :, None], s[:, :, None]
             x0[i:j] = r[..., 0] @ mc + self._unrotate(r * (a * self.lam[None] / v) * z)
             eps[i:j] = self._unrotate(r * (s / v) * z)
         shape = x_t.shape
@@ -178,7 +205,11 @@ class GaussianMixturePrior:
         alpha, sigma = self.schedule.alpha(tt), self.schedule.sigma(tt)
         out = torch.empty(xf.shape[0], dtype=torch.float64)
         for i, j in self._chunks(xf.shape[0]):
-            out[i:j] = torch.logsumexp(self._terms(xf[i:j], alpha[i:j], sigma[i:j])[0], dim=1)
+            if self._shared:
+                logj = self._shared_terms(self._rotate(xf[i:j])[:, 0], alpha[i:j], sigma[i:j])[0]
+            else:
+                logj = self._terms(xf[i:j], alpha[i:j], sigma[i:j])[0]
+            out[i:j] = torch.logsumexp(logj, dim=1)
         return out.to(x.dtype if x.is_floating_point() else torch.float32)
 
     def sample(self, n: int, generator: torch.Generator | None = None, dtype=torch.float32) -> torch.Tensor:
