@@ -1,0 +1,676 @@
+"""The tour: every installed plugin's showcase, run on embedded defaults, in one HTML report.
+
+A plugin registers a section with the ``register_tour`` hook; the section is a function
+``section(tour)`` that receives a :class:`Tour` and adds content to it in reading order::
+
+    def section(tour):
+        prior = ...
+        x = diffcore.sample(prior, 16, steps=20 if tour.quick else 50, generator=tour.generator(0))
+        tour.text("Samples from the **digits** prior.")
+        tour.image("samples", x, caption="16 samples, 50 DDIM steps")
+        tour.metric("time per sample", 0.012, unit="s")
+
+:func:`run_tour` runs each section inside its own guard (a failing section shows its error in
+the report and the others still run), times it, and writes ``index.html`` with each section's
+files in a folder of its own next to it: readable from disk, no server needed. Every file is
+written atomically (temporary file in the same folder, fsync, rename).
+
+Pictures need matplotlib, the ``tour`` extra: ``pip install "diffcore[tour]"``.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import math
+import os
+import re
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from diffcore.errors import DiffcoreError, closest
+
+_INSTALL_HINT = 'pip install "diffcore[tour]"'
+
+
+# -- files ---------------------------------------------------------------------------------------
+def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a part.
+
+    The bytes go to a temporary file in the same folder, are flushed to disk, and replace
+    ``path`` with :func:`os.replace` (atomic on POSIX and Windows). On any error the temporary
+    file is removed and ``path`` is left as it was.
+    """
+    path = Path(path)
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def require_matplotlib():
+    """Import matplotlib, or raise an ImportError that names the extra to install."""
+    try:
+        import matplotlib
+    except ImportError as exc:
+        raise ImportError(f"pictures need matplotlib, which is not installed: {_INSTALL_HINT}") from exc
+    return matplotlib
+
+
+# -- images --------------------------------------------------------------------------------------
+def image_grid(images, nrow: int | None = None, padding: int = 2) -> Any:
+    """Images in [-1, 1] -> one RGB grid as a uint8 numpy array (H, W, 3).
+
+    ``images`` is (N, C, H, W), (C, H, W) or (H, W) with C = 1 or 3 (a fourth, alpha channel is
+    dropped), as a tensor or numpy array; a uint8 (H, W, 3) array is taken as a finished grid.
+    ``nrow`` images per row, default about square.
+
+    >>> image_grid(torch.zeros(5, 1, 4, 4)).shape  # 3 per row, 2 rows, 2 px padding
+    (14, 20, 3)
+    """
+    import numpy as np
+
+    if isinstance(images, np.ndarray) and images.dtype == np.uint8 and images.ndim == 3 and images.shape[2] == 3:
+        return images
+    x = torch.as_tensor(images).detach().to("cpu", torch.float32)
+    if x.ndim == 2:
+        x = x[None, None]
+    elif x.ndim == 3:
+        x = x[None]
+    if x.ndim != 4 or x.shape[1] not in (1, 3, 4) or x.shape[0] == 0:
+        raise DiffcoreError(f"images have shape {tuple(x.shape)}; expected (N, C, H, W) with C = 1 or 3, values in [-1, 1]")
+    x = x[:, :3] if x.shape[1] == 4 else x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+    n, _, h, w = x.shape
+    cols = nrow or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    grid = torch.ones(3, rows * (h + padding) + padding, cols * (w + padding) + padding)
+    for i in range(n):
+        r, c = divmod(i, cols)
+        top, left = padding + r * (h + padding), padding + c * (w + padding)
+        grid[:, top : top + h, left : left + w] = (x[i].nan_to_num(0.0).clamp(-1, 1) + 1) / 2
+    return (grid.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+
+
+def encode_png(grid) -> bytes:
+    """A uint8 (H, W, 3) array as PNG bytes (through matplotlib)."""
+    require_matplotlib()
+    from matplotlib.image import imsave
+
+    buf = io.BytesIO()
+    imsave(buf, grid, format="png")
+    return buf.getvalue()
+
+
+def upscale(grid, target: int = 320, most: int = 8):
+    """Nearest-neighbour upscaling so that tiny images stay crisp and visible."""
+    h, w = grid.shape[:2]
+    k = min(most, max(1, target // max(h, w)))
+    return grid.repeat(k, axis=0).repeat(k, axis=1) if k > 1 else grid
+
+
+# -- report content ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Picture:
+    src: str
+    caption: str
+    alt: str
+
+
+@dataclass(frozen=True)
+class _Table:
+    columns: list[str]
+    rows: list[dict]
+    caption: str
+    src: str
+
+
+@dataclass(frozen=True)
+class _Text:
+    markdown: str
+
+
+@dataclass(frozen=True)
+class _Metric:
+    name: str
+    value: Any
+    unit: str
+
+
+@dataclass(frozen=True)
+class Section:
+    """One section of the report: ``run(tour)`` adds the content."""
+
+    name: str
+    run: Callable[[Tour], Any]
+    summary: str = ""
+    plugin: str = ""
+
+
+@dataclass
+class SectionResult:
+    """What running one section produced."""
+
+    section: Section
+    status: str  # "ok", "failed" or "skipped" (a missing optional dependency)
+    seconds: float
+    blocks: list = field(default_factory=list)
+    error: str | None = None
+    traceback: str | None = None
+
+
+def _slug(name: str) -> str:
+    s = re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-.")
+    return s or "section"
+
+
+class Tour:
+    """What a section receives: a place to put pictures, tables, text and metrics, in order.
+
+    - ``quick``: True when the user asked for a fast run (``diffcore tour --quick``): cut sizes;
+    - ``generator(seed)``: a fresh seeded CPU :class:`torch.Generator`;
+    - ``progress(items, description)``: iterate while showing progress on the section's line
+      (prefer it to ``diffcore.sample(..., progress=True)``, which opens a display of its own);
+    - ``section_dir``: the section's folder, for any extra files it wants to write.
+    """
+
+    def __init__(self, out_dir: str | os.PathLike, name: str, *, quick: bool = False, on_progress: Callable | None = None):
+        self.out_dir = Path(out_dir)
+        self.name = name
+        self.quick = bool(quick)
+        self.blocks: list = []
+        self._on_progress = on_progress
+        self._files: set[str] = set()
+
+    @property
+    def section_dir(self) -> Path:
+        """The folder for this section's files (created on first use)."""
+        d = self.out_dir / _slug(self.name)
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def generator(self, seed: int = 0) -> torch.Generator:
+        """A new CPU generator seeded with ``seed``: the same seed gives the same pictures."""
+        return torch.Generator().manual_seed(int(seed))
+
+    def progress(self, items: Iterable, description: str | None = None, total: int | None = None) -> Iterator:
+        """Yield ``items``, advancing this section's progress line after each one."""
+        if total is None and hasattr(items, "__len__"):
+            total = len(items)
+        self._report(description, 0, total)
+        for i, item in enumerate(items, 1):
+            yield item
+            self._report(description, i, total)
+
+    def _report(self, description, done, total):
+        if self._on_progress is not None:
+            self._on_progress(description, done, total)
+
+    def _file(self, name: str, suffix: str) -> tuple[Path, str]:
+        fname = _slug(Path(name).stem if name.endswith(suffix) else name) + suffix
+        if fname in self._files:
+            raise DiffcoreError(
+                f"tour section {self.name!r} already wrote a file named {fname!r}; give each picture and table its own name"
+            )
+        self._files.add(fname)
+        path = self.section_dir / fname
+        return path, f"{path.parent.name}/{fname}"
+
+    def image(self, name: str, images, caption: str = "", nrow: int | None = None) -> Path:
+        """Images (NCHW in [-1, 1], or a finished uint8 grid) -> one PNG grid in the report."""
+        grid = upscale(image_grid(images, nrow=nrow))
+        path, rel = self._file(name, ".png")
+        write_atomic(path, encode_png(grid))
+        self.blocks.append(_Picture(rel, caption, caption or name))
+        return path
+
+    def new_figure(self, **kwargs):
+        """A matplotlib :class:`~matplotlib.figure.Figure` not tied to any GUI (constrained layout)."""
+        require_matplotlib()
+        from matplotlib.figure import Figure
+
+        kwargs.setdefault("layout", "constrained")
+        return Figure(**kwargs)
+
+    def figure(self, name: str, fig, caption: str = "", dpi: int = 110) -> Path:
+        """A matplotlib figure -> PNG in the report. The figure is closed afterwards."""
+        require_matplotlib()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi, facecolor="white")
+        path, rel = self._file(name, ".png")
+        write_atomic(path, buf.getvalue())
+        import sys
+
+        if "matplotlib.pyplot" in sys.modules:  # figures made with pyplot stay alive until closed
+            sys.modules["matplotlib.pyplot"].close(fig)
+        self.blocks.append(_Picture(rel, caption, caption or name))
+        return path
+
+    def table(self, name: str, rows: Sequence[dict], caption: str = "") -> Path:
+        """Rows of dicts -> a table in the report, and a CSV file next to it."""
+        rows = [dict(r) for r in rows]
+        columns: list[str] = []
+        for r in rows:
+            columns.extend(k for k in r if k not in columns)
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: _plain(v) for k, v in r.items()} for r in rows)
+        path, rel = self._file(name, ".csv")
+        write_atomic(path, buf.getvalue())
+        self.blocks.append(_Table(columns, rows, caption, rel))
+        return path
+
+    def text(self, markdown: str) -> None:
+        """A paragraph of plain text or simple markdown (``**bold**``, ``*em*``, ``code``, lists, links)."""
+        self.blocks.append(_Text(str(markdown)))
+
+    def metric(self, name: str, value, unit: str = "") -> None:
+        """A headline number, shown as a card and recorded in report.json."""
+        self.blocks.append(_Metric(str(name), _plain(value), unit))
+
+    @property
+    def metrics(self) -> dict[str, dict]:
+        return {b.name: {"value": b.value, "unit": b.unit} for b in self.blocks if isinstance(b, _Metric)}
+
+
+def _plain(v):
+    """Tensors and numpy scalars -> Python numbers, so they format and serialise."""
+    if isinstance(v, torch.Tensor) and v.numel() == 1:
+        return v.item()
+    if hasattr(v, "item") and getattr(v, "ndim", None) == 0:
+        return v.item()
+    return v
+
+
+# -- running -------------------------------------------------------------------------------------
+def registered_sections() -> list[Section]:
+    """The sections that installed plugins registered (kind ``tour``), sorted by name with diffcore's first."""
+    from diffcore.plugins import BUILTIN, available
+
+    comps = available("tour")
+    comps.sort(key=lambda c: (c.plugin != BUILTIN, c.name))
+    return [Section(c.name, c.factory, c.summary, c.plugin) for c in comps]
+
+
+def _select(sections: list[Section], only: Sequence[str] | None) -> list[Section]:
+    if not only:
+        return sections
+    names = [s.name for s in sections]
+    for name in only:
+        if name not in names:
+            hint = closest(name, names)
+            raise DiffcoreError(
+                f"unknown tour section {name!r}; known sections: {', '.join(names) or 'none'}"
+                + (f". Did you mean {hint!r}?" if hint else "")
+            )
+    return [s for s in sections if s.name in set(only)]
+
+
+class _Display:
+    """One progress line per section on stderr: live with rich on a terminal, plain lines otherwise."""
+
+    def __init__(self, console, sections: list[Section]):
+        self.console = console
+        self.live = console.is_terminal
+        self.progress = None
+        if self.live:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(
+                SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+            )
+            self.tasks = {s.name: self.progress.add_task(f"[dim]{s.name}[/] waiting", total=None, start=False) for s in sections}
+
+    def __enter__(self):
+        if self.progress is not None:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.progress is not None:
+            self.progress.stop()
+
+    def start(self, name: str):
+        if self.progress is not None:
+            self.progress.start_task(self.tasks[name])
+            self.progress.update(self.tasks[name], description=f"[bold]{name}[/]")
+
+    def update(self, name: str, description: str | None, done: int, total: int | None):
+        if self.progress is not None:
+            label = f"[bold]{name}[/]" + (f" {description}" if description else "")
+            self.progress.update(self.tasks[name], description=label, completed=done, total=total)
+
+    def finish(self, result: SectionResult):
+        name = result.section.name
+        mark = {"ok": "[green]ok[/]", "failed": "[red]failed[/]", "skipped": "[yellow]skipped[/]"}[result.status]
+        note = f": {result.error}" if result.error else ""
+        if self.progress is not None:
+            task = self.progress.tasks[self.tasks[name]]
+            total = task.total if task.total else 1
+            self.progress.update(
+                self.tasks[name], description=f"[bold]{name}[/] {mark} {result.seconds:.1f} s", total=total, completed=total
+            )
+            if note:
+                self.progress.console.print(f"  [bold]{name}[/]{note}", markup=True, highlight=False)
+        else:
+            self.console.print(f"tour: [bold]{name}[/] {mark} in {result.seconds:.1f} s{note}", highlight=False)
+
+
+def run_section(section: Section, out_dir: Path, *, quick: bool = False, on_progress: Callable | None = None) -> SectionResult:
+    """Run one section inside a guard: its exceptions become the result's error."""
+    tour = Tour(out_dir, section.name, quick=quick, on_progress=on_progress)
+    start = time.perf_counter()
+    try:
+        section.run(tour)
+    except ImportError as exc:  # an optional dependency is missing: say which, skip the section
+        return SectionResult(
+            section, "skipped", time.perf_counter() - start, tour.blocks, f"{type(exc).__name__}: {exc}", traceback.format_exc()
+        )
+    except Exception as exc:  # noqa: BLE001 - one broken section must not break the report
+        return SectionResult(
+            section, "failed", time.perf_counter() - start, tour.blocks, f"{type(exc).__name__}: {exc}", traceback.format_exc()
+        )
+    return SectionResult(section, "ok", time.perf_counter() - start, tour.blocks)
+
+
+def run_tour(
+    out_dir: str | os.PathLike,
+    only: Sequence[str] | None = None,
+    quick: bool = False,
+    *,
+    sections: Sequence[Section] | None = None,
+    console=None,
+) -> Path:
+    """Run the tour and write ``out_dir/index.html``; return its path.
+
+    ``sections`` defaults to every registered section; ``only`` keeps the named ones (unknown
+    names fail before anything runs). Progress goes to ``console`` (default: a rich console
+    on stderr). Also writes ``report.json`` with each section's status, time and metrics.
+    """
+    from rich.console import Console
+
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise DiffcoreError(f"--out {str(out)!r} is a file; the tour needs a folder")
+    chosen = _select(list(sections) if sections is not None else registered_sections(), only)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DiffcoreError(f"cannot create the report folder {str(out)!r}: {exc.strerror or exc}") from None
+    console = console if console is not None else Console(stderr=True)
+    started = datetime.now().astimezone()
+    t0 = time.perf_counter()
+    results: list[SectionResult] = []
+    with _Display(console, chosen) as display:
+        for section in chosen:
+            display.start(section.name)
+            result = run_section(section, out, quick=quick, on_progress=lambda d, i, n, name=section.name: display.update(name, d, i, n))
+            display.finish(result)
+            results.append(result)
+    total = time.perf_counter() - t0
+    meta = {
+        "version": _diffcore_version(),
+        "created": started.isoformat(timespec="seconds"),
+        "seconds": total,
+        "quick": bool(quick),
+        "plugins": _plugin_list(),
+    }
+    write_atomic(out / "report.json", json.dumps(_report_json(meta, results), indent=2, default=str) + "\n")
+    return write_atomic(out / "index.html", render_html(meta, results))
+
+
+def _diffcore_version() -> str:
+    import diffcore
+
+    return diffcore.__version__
+
+
+def _plugin_list() -> list[dict]:
+    try:
+        from diffcore.plugins import plugins
+
+        return [p.as_dict() for p in plugins()]
+    except Exception as exc:  # noqa: BLE001 - the header must not break the report
+        return [{"name": "?", "version": None, "module": "", "registered": {}, "error": f"{type(exc).__name__}: {exc}"}]
+
+
+def _report_json(meta: dict, results: list[SectionResult]) -> dict:
+    sections = []
+    for r in results:
+        sections.append(
+            {
+                "name": r.section.name,
+                "plugin": r.section.plugin,
+                "summary": r.section.summary,
+                "status": r.status,
+                "seconds": round(r.seconds, 3),
+                "error": r.error,
+                "metrics": {b.name: {"value": b.value, "unit": b.unit} for b in r.blocks if isinstance(b, _Metric)},
+                "files": [b.src for b in r.blocks if isinstance(b, _Picture | _Table)],
+            }
+        )
+    return {**meta, "seconds": round(meta["seconds"], 3), "sections": sections}
+
+
+# -- HTML ----------------------------------------------------------------------------------------
+_CSS = """
+:root { --fg: #1d2330; --muted: #667085; --line: #e4e7ec; --card: #ffffff; --bg: #f6f7f9;
+        --accent: #3b5bdb; --ok: #2b8a3e; --bad: #c92a2a; --warn: #b7791f; }
+* { box-sizing: border-box; }
+body { margin: 0; background: var(--bg); color: var(--fg); line-height: 1.55;
+       font: 15px/1.55 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", sans-serif; }
+main { max-width: 1180px; margin: 0 auto; padding: 28px 20px 60px; }
+header h1 { margin: 0 0 4px; font-size: 28px; letter-spacing: -0.01em; }
+header .meta { color: var(--muted); font-size: 14px; }
+.plugins { margin: 10px 0 0; padding: 0; list-style: none; display: flex; flex-wrap: wrap; gap: 6px; }
+.plugins li { background: var(--card); border: 1px solid var(--line); border-radius: 999px; padding: 2px 10px; font-size: 13px; }
+.plugins li.bad { border-color: var(--bad); color: var(--bad); }
+nav { margin: 18px 0 8px; background: var(--card); border: 1px solid var(--line); border-radius: 10px; padding: 10px 16px; }
+nav ol { margin: 0; padding-left: 20px; }
+nav a { color: var(--accent); text-decoration: none; }
+.badge { display: inline-block; font-size: 12px; font-weight: 600; border-radius: 4px; padding: 0 6px; margin-left: 6px; color: #fff; }
+.badge.ok { background: var(--ok); } .badge.failed { background: var(--bad); } .badge.skipped { background: var(--warn); }
+.time { color: var(--muted); font-size: 13px; margin-left: 6px; }
+section { background: var(--card); border: 1px solid var(--line); border-radius: 12px; padding: 18px 22px; margin: 18px 0; }
+section h2 { margin: 0; font-size: 21px; }
+section .summary { color: var(--muted); margin: 2px 0 12px; }
+figure { margin: 14px 0; }
+figure img { max-width: 100%; height: auto; border: 1px solid var(--line); border-radius: 6px; image-rendering: auto; }
+figcaption { color: var(--muted); font-size: 13.5px; margin-top: 4px; }
+.metrics { display: flex; flex-wrap: wrap; gap: 10px; margin: 12px 0; }
+.metric { border: 1px solid var(--line); border-radius: 8px; padding: 8px 14px; min-width: 150px; }
+.metric .v { font-size: 20px; font-weight: 600; font-variant-numeric: tabular-nums; }
+.metric .n { color: var(--muted); font-size: 12.5px; }
+table { border-collapse: collapse; font-size: 14px; margin: 6px 0; font-variant-numeric: tabular-nums; }
+th, td { border-bottom: 1px solid var(--line); padding: 4px 12px; text-align: left; }
+th { background: var(--bg); font-weight: 600; }
+td.num, th.num { text-align: right; }
+.tablewrap { overflow-x: auto; }
+.caption { color: var(--muted); font-size: 13.5px; }
+.error { border-left: 4px solid var(--bad); background: #fff5f5; padding: 8px 12px; border-radius: 4px; }
+.error.skipped { border-color: var(--warn); background: #fffaeb; }
+pre { background: #f1f3f5; padding: 10px; border-radius: 6px; overflow-x: auto; font-size: 12.5px; }
+code { background: #f1f3f5; padding: 0 4px; border-radius: 4px; font-size: 0.92em; }
+footer { color: var(--muted); font-size: 13px; text-align: center; margin-top: 30px; }
+"""
+
+
+def _inline(escaped: str) -> str:
+    """``code``, **bold**, *em* and [links](url) on already escaped text."""
+    parts = re.split(r"(`[^`]+`)", escaped)
+    out = []
+    for part in parts:
+        if part.startswith("`") and part.endswith("`") and len(part) > 1:
+            out.append(f"<code>{part[1:-1]}</code>")
+            continue
+        part = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", part)
+        part = re.sub(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])", r"<em>\1</em>", part)
+        part = re.sub(r"\[([^\]]+)\]\(((?:https?://|\.{0,2}/|#)[^)\s]*|[\w./-]+)\)", r'<a href="\2">\1</a>', part)
+        out.append(part)
+    return "".join(out)
+
+
+def markdown_html(text: str) -> str:
+    """A small, safe subset of markdown -> HTML (everything is escaped first).
+
+    >>> markdown_html("**Fast** and `exact`.\\n\\n- one\\n- two")
+    '<p><strong>Fast</strong> and <code>exact</code>.</p>\\n<ul><li>one</li><li>two</li></ul>'
+    """
+    blocks = re.split(r"\n\s*\n", html.escape(text.strip(), quote=True))
+    out = []
+    for block in blocks:
+        lines = [ln.strip() for ln in block.strip().splitlines()]
+        if not lines or not lines[0]:
+            continue
+        if all(re.match(r"^[-*] ", ln) for ln in lines):
+            out.append("<ul>" + "".join(f"<li>{_inline(ln[2:])}</li>" for ln in lines) + "</ul>")
+        elif m := re.match(r"^(#{1,3}) (.*)$", lines[0]):
+            level = len(m.group(1)) + 2
+            out.append(f"<h{level}>{_inline(m.group(2))}</h{level}>")
+            if lines[1:]:
+                out.append(f"<p>{_inline(' '.join(lines[1:]))}</p>")
+        else:
+            out.append(f"<p>{_inline(' '.join(lines))}</p>")
+    return "\n".join(out)
+
+
+def _fmt(v) -> str:
+    if isinstance(v, bool) or v is None:
+        return "" if v is None else str(v)
+    if isinstance(v, float):
+        if math.isnan(v) or math.isinf(v):
+            return str(v)
+        return f"{v:.4g}" if (abs(v) >= 1e-3 or v == 0) and abs(v) < 1e6 else f"{v:.3e}"
+    return str(v)
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _block_html(block) -> str:
+    e = html.escape
+    if isinstance(block, _Picture):
+        cap = f"<figcaption>{_inline(e(block.caption))}</figcaption>" if block.caption else ""
+        return f'<figure><a href="{e(block.src)}"><img src="{e(block.src)}" alt="{e(block.alt)}" loading="lazy"></a>{cap}</figure>'
+    if isinstance(block, _Table):
+        numeric = {c for c in block.columns if all(_is_num(r.get(c)) or r.get(c) is None for r in block.rows) and block.rows}
+        head = "".join(f'<th class="{"num" if c in numeric else ""}">{e(c)}</th>' for c in block.columns)
+        body = "".join(
+            "<tr>" + "".join(f'<td class="{"num" if c in numeric else ""}">{e(_fmt(r.get(c)))}</td>' for c in block.columns) + "</tr>"
+            for r in block.rows
+        )
+        cap = f'<div class="caption">{_inline(e(block.caption))} <a href="{e(block.src)}">csv</a></div>'
+        return f'<div class="tablewrap"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>{cap}'
+    if isinstance(block, _Text):
+        return markdown_html(block.markdown)
+    if isinstance(block, _Metric):
+        unit = f" {e(block.unit)}" if block.unit else ""
+        return f'<div class="metric"><div class="v">{e(_fmt(block.value))}{unit}</div><div class="n">{e(block.name)}</div></div>'
+    raise TypeError(f"unknown report block {block!r}")  # pragma: no cover
+
+
+def _section_html(r: SectionResult) -> str:
+    e = html.escape
+    s = r.section
+    parts = [
+        f'<section id="{e(_slug(s.name))}">',
+        f'<h2>{e(s.name)}<span class="badge {r.status}">{r.status}</span><span class="time">{r.seconds:.1f} s</span></h2>',
+        f'<div class="summary">{e(s.summary)}{" · plugin " + e(s.plugin) if s.plugin else ""}</div>',
+    ]
+    metrics_open = False
+    for block in r.blocks:
+        is_metric = isinstance(block, _Metric)
+        if is_metric and not metrics_open:
+            parts.append('<div class="metrics">')
+        elif not is_metric and metrics_open:
+            parts.append("</div>")
+        metrics_open = is_metric
+        parts.append(_block_html(block))
+    if metrics_open:
+        parts.append("</div>")
+    if r.error:
+        what = "skipped: a dependency is missing" if r.status == "skipped" else "this section failed"
+        parts.append(f'<div class="error {r.status}"><strong>{what}</strong>: <code>{e(r.error)}</code></div>')
+        if r.traceback:
+            parts.append(f"<details><summary>traceback</summary><pre>{e(r.traceback)}</pre></details>")
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def render_html(meta: dict, results: list[SectionResult]) -> str:
+    """The report page: a header (version, plugins, date, total time), contents, then sections."""
+    e = html.escape
+    plugins = "".join(
+        f'<li class="{"bad" if p.get("error") else ""}" title="{e(p.get("error") or p.get("module") or "")}">{e(p["name"])} {e(p.get("version") or "")}{" (skipped)" if p.get("error") else ""}</li>'
+        for p in meta["plugins"]
+    )
+    toc = "".join(
+        f'<li><a href="#{e(_slug(r.section.name))}">{e(r.section.name)}</a><span class="badge {r.status}">{r.status}</span><span class="time">{r.seconds:.1f} s</span></li>'
+        for r in results
+    )
+    n_bad = sum(r.status != "ok" for r in results)
+    status = f"{len(results)} sections" + (f", {n_bad} not ok" if n_bad else "")
+    quick = " · quick run" if meta.get("quick") else ""
+    body = "\n".join(_section_html(r) for r in results) or "<p>No tour sections are registered.</p>"
+    return f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>diffcore tour</title>
+<style>{_CSS}</style>
+</head>
+<body>
+<main>
+<header>
+<h1>diffcore tour</h1>
+<div class="meta">diffcore {e(meta["version"])} · {e(meta["created"])} · {meta["seconds"]:.1f} s in total · {status}{quick}</div>
+<ul class="plugins">{plugins}</ul>
+</header>
+<nav><ol>{toc}</ol></nav>
+{body}
+<footer>Written by <code>diffcore tour</code>. Pictures and tables (CSV) sit in one folder per section next to this page; report.json holds the numbers.</footer>
+</main>
+</body>
+</html>
+"""
+
+
+__all__ = [
+    "Section",
+    "SectionResult",
+    "Tour",
+    "encode_png",
+    "image_grid",
+    "markdown_html",
+    "registered_sections",
+    "require_matplotlib",
+    "run_section",
+    "run_tour",
+    "upscale",
+    "write_atomic",
+]
