@@ -22,11 +22,11 @@ from rich.console import Console
 import diffcore
 from diffcore.cli import cli
 from diffcore.hookspecs import hookimpl
-from diffcore.plugins import PluginHost, reset
+from diffcore.plugin_host import PluginHost, reset
 from diffcore.samplers import SAMPLERS
 from diffcore.tour import Section, run_tour
 
-plugins_module = importlib.import_module("diffcore.plugins")  # `diffcore.plugins` is also a function
+plugins_module = importlib.import_module("diffcore.plugin_host")
 tour_module = importlib.import_module("diffcore.tour")
 
 TWO_MODES = "gmm:means=[[-4.0,0.0],[4.0,0.0]]"

@@ -16,7 +16,7 @@ from importlib.metadata import PackageNotFoundError, version
 from diffcore import conversions, priors, schedules
 from diffcore.errors import DiffcoreError
 from diffcore.hookspecs import hookimpl, hookspec
-from diffcore.plugins import available, create, plugins
+from diffcore.plugin_host import available, create, plugins
 from diffcore.protocols import Cond, Prediction
 from diffcore.samplers import sample
 

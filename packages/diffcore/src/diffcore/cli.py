@@ -36,7 +36,7 @@ class DiffcoreGroup(click.Group):
         self._plugins_loaded = True
         builtins = dict(self.commands)
         try:
-            from diffcore.plugins import host
+            from diffcore.plugin_host import host
 
             host().register_commands(self)  # each plugin in its own guard; failures show in `diffcore plugins`
         except Exception as exc:  # noqa: BLE001 - plugins must never break the command line
@@ -111,7 +111,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def plugins_command(as_json: bool) -> None:
     """List plugins, their versions, what each registered, and why any was skipped."""
-    from diffcore.plugins import plugins
+    from diffcore.plugin_host import plugins
 
     infos = plugins()
     if as_json:
@@ -137,7 +137,7 @@ def plugins_command(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def available_command(kind: str, as_json: bool) -> None:
     """List the components of KIND (prior, operator, solver, representation, distiller, tour)."""
-    from diffcore.plugins import available
+    from diffcore.plugin_host import available
     from diffcore.registry import normalize_kind
 
     kind = normalize_kind(kind)

@@ -33,7 +33,7 @@ class CheckpointError(DiffcoreError):
 def closest(name: str, known: Iterable[str]) -> str | None:
     """The known name closest to ``name``, or None when nothing is close.
 
-    >>> closest("ddmi", ["ddim", "ddpm", "heun"])
+    >>> closest("dddim", ["ddim", "ddpm", "heun"])
     'ddim'
     """
     matches = difflib.get_close_matches(name, list(known), n=1, cutoff=0.5)

@@ -55,10 +55,12 @@ def register_operators(register):
 
 @hookspec
 def register_solvers(register):
-    """Register posterior solvers (:class:`diffcore.protocols.Solver`): callables
-    ``solver(prior, operator, y, *, steps, generator=None, **options) -> x``.
+    """Register posterior solver factories. As for every kind, the factory takes the user's
+    options and returns the component: here a callable
+    ``solver(prior, operator, y, *, steps, generator=None) -> x`` (:class:`diffcore.protocols.Solver`),
+    typically a frozen dataclass holding the options.
 
-    ``register("dps", dps)``
+    ``register("dps", DPS)`` where ``DPS(zeta=1.0)(prior, operator, y, steps=50)`` samples.
     """
 
 

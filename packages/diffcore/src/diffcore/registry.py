@@ -10,8 +10,9 @@ from __future__ import annotations
 import ast
 import inspect
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from diffcore.errors import DiffcoreError, UnknownComponentError, closest
 

@@ -308,7 +308,7 @@ def _plain(v):
 # -- running -------------------------------------------------------------------------------------
 def registered_sections() -> list[Section]:
     """The sections that installed plugins registered (kind ``tour``), sorted by name with diffcore's first."""
-    from diffcore.plugins import BUILTIN, available
+    from diffcore.plugin_host import BUILTIN, available
 
     comps = available("tour")
     comps.sort(key=lambda c: (c.plugin != BUILTIN, c.name))
@@ -450,7 +450,7 @@ def _diffcore_version() -> str:
 
 def _plugin_list() -> list[dict]:
     try:
-        from diffcore.plugins import plugins
+        from diffcore.plugin_host import plugins
 
         return [p.as_dict() for p in plugins()]
     except Exception as exc:  # noqa: BLE001 - the header must not break the report

@@ -9,8 +9,8 @@ Samplers hold no state between calls. :func:`sample` is the entry point most use
 >>> import torch, diffcore
 >>> prior = diffcore.priors.GaussianPrior(mean=[3.0, -1.0])
 >>> x = diffcore.sample(prior, 512, steps=20, generator=torch.Generator().manual_seed(0))
->>> [round(v, 1) for v in x.mean(0).tolist()]
-[3.0, -1.0]
+>>> bool((x.mean(0) - torch.tensor([3.0, -1.0])).abs().max() < 0.15)
+True
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from typing import Any
 import pluggy
 
 from diffcore import hookspecs
+from diffcore.errors import DiffcoreError, closest
 from diffcore.registry import KINDS, Component, Registry, build, normalize_kind, parse_spec
 
 ENTRY_POINT_GROUP = "diffcore"
@@ -45,6 +46,7 @@ class PluginHost:
     def __init__(self, entry_points=None, only: list[str] | None = None):
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
+        self._specs: list[Any] = [hookspecs]  # namespaces of hook specs added so far
         self.registry = Registry()
         self.infos: dict[str, PluginInfo] = {}
         self._load(entry_points, only)
@@ -76,27 +78,42 @@ class PluginHost:
                 info.error = _one_line("failed to import", exc)
                 continue
             self._add(ep.name, obj, version=version, module=ep.value)
+        self._check_pending()
 
     def _add(self, name: str, obj: Any, *, version: str | None, module: str) -> None:
         info = self.infos.setdefault(name, PluginInfo(name, version, module))
         try:
             extra = getattr(obj, "hookspecs", None)  # a plugin may bring hook specs of its own
-            if extra is not None:
+            if extra is not None and not any(extra is s for s in self._specs):  # not ones it merely imported
                 self.pm.add_hookspecs(extra)
+                self._specs.append(extra)
             self.pm.register(obj, name=name)
         except Exception as exc:  # noqa: BLE001
             info.error = _one_line("failed to register", exc)
-            return
-        try:
-            self.pm.check_pending()
-        except pluggy.PluginValidationError as exc:
-            self.pm.unregister(name=name)
-            info.error = _one_line("declares an unknown hook", exc)
+
+    def _check_pending(self) -> None:
+        """Unregister each plugin that implements a hook no loaded plugin declares.
+
+        Runs once every plugin is registered, so a plugin may implement a hook whose spec a
+        plugin loaded after it brings.
+        """
+        known = [n for n in vars(self.pm.hook) if not n.startswith("_") and getattr(self.pm.hook, n).has_spec()]
+        for name, plugin in list(self.pm.list_name_plugin()):
+            unknown = sorted(
+                caller.name
+                for caller in self.pm.get_hookcallers(plugin) or []
+                if not caller.has_spec() and any(i.plugin_name == name and not i.optionalhook for i in caller.get_hookimpls())
+            )
+            if unknown:
+                self.pm.unregister(name=name)
+                hint = closest(unknown[0], known)
+                self.infos[name].error = f"declares an unknown hook {unknown[0]!r}" + (f" (did you mean {hint!r}?)" if hint else "")
+        self.pm.check_pending()
 
     def _fill(self) -> None:
         for kind, hook_name in KINDS.items():
             hook = getattr(self.pm.hook, hook_name)
-            for impl in reversed(hook.get_hookimpls()):  # registration order
+            for impl in hook.get_hookimpls():  # registration order: the built-in plugin first
                 info = self.infos[impl.plugin_name]
                 if info.error:
                     continue
@@ -111,15 +128,31 @@ class PluginHost:
                     info.registered.setdefault(kind, []).extend(c.name for c in staged)
 
     def register_commands(self, cli) -> None:
-        """Let each plugin add CLI subcommands, each inside its own guard."""
-        for impl in reversed(self.pm.hook.register_commands.get_hookimpls()):
+        """Let each plugin add subcommands to the click group ``cli``, each inside its own guard.
+
+        A plugin whose hook raises, or that replaces a command already there, keeps none of its
+        commands and is reported, as for the ``register_*`` hooks.
+        """
+        owners = dict.fromkeys(cli.commands, BUILTIN)
+        for impl in self.pm.hook.register_commands.get_hookimpls():
             info = self.infos[impl.plugin_name]
             if info.error:
                 continue
+            before = dict(cli.commands)
             try:
                 impl.function(cli=cli)
+                for n, command in before.items():
+                    if cli.commands.get(n) is not command:
+                        raise DiffcoreError(f"command {n!r} is already registered by plugin {owners[n]!r}; plugin {impl.plugin_name!r} cannot register it again")
             except Exception as exc:  # noqa: BLE001
+                cli.commands.clear()
+                cli.commands.update(before)
                 info.error = _one_line("failed in register_commands", exc)
+                continue
+            added = sorted(cli.commands.keys() - before.keys())
+            owners.update(dict.fromkeys(added, impl.plugin_name))
+            if added:
+                info.registered.setdefault("command", []).extend(added)
 
 
 def _version(dist: str) -> str | None:
