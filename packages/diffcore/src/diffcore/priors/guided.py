@@ -1,8 +1,11 @@
 """Classifier-free guidance as a prior (Ho & Salimans 2022).
 
-Convention (diffusers'): ``eps = eps_uncond + scale * (eps_cond - eps_uncond)``, and the same
-combination for ``x0``, so ``scale = 1`` is the conditional model and ``scale = 0`` the
-unconditional one. The two predictions run as one batch of 2N.
+Convention (diffusers'): ``eps = eps_uncond + scale * (eps_cond - eps_uncond)``, so ``scale = 1``
+is the conditional model and ``scale = 0`` the unconditional one. ``x0`` is the clean estimate
+that this ``eps`` implies, ``(x_t - sigma eps) / alpha``, as diffusers' schedulers compute it;
+for a prior with ``x_t = alpha x0 + sigma eps`` this is the same combination of the two ``x0``.
+A prior that clips ``x0`` (``consistent = False``) gets the combination of its clipped ``x0``
+instead. The two predictions run as one batch of 2N.
 """
 
 from __future__ import annotations
@@ -12,12 +15,16 @@ from dataclasses import fields
 import torch
 
 from diffcore.errors import DiffcoreError
-from diffcore.protocols import Cond, Prediction, time_tensor
+from diffcore.protocols import Cond, Prediction
 
 
 def _repeat_field(value, n: int):
-    if isinstance(value, torch.Tensor) and value.shape[0] == 1 and n > 1:
+    if isinstance(value, torch.Tensor) and value.ndim > 0 and value.shape[0] == 1 and n > 1:
         return value.expand(n, *value.shape[1:])
+    if isinstance(value, str):  # one prompt for the whole batch; list(str) would split it into characters
+        return [value] * n
+    if isinstance(value, (list, tuple)) and len(value) == 1 and n > 1:
+        return list(value) * n
     return value
 
 
@@ -55,6 +62,7 @@ class Guided:
         self.sample_shape = prior.sample_shape
         self.latent = getattr(prior, "latent", None)
         self.accepts = getattr(prior, "accepts", frozenset())
+        self.consistent = bool(getattr(prior, "consistent", True))
 
     @property
     def device(self):
@@ -64,11 +72,20 @@ class Guided:
         n = x_t.shape[0]
         c = _batch(cond if cond is not None else self.cond, n)
         u = _batch(self.uncond, n)
-        tt = time_tensor(t, x_t) if isinstance(t, torch.Tensor) and t.ndim == 1 else t
-        if isinstance(tt, torch.Tensor) and tt.ndim == 1:
-            tt = torch.cat([tt, tt])
+        tt = t
+        if isinstance(t, torch.Tensor) and t.ndim == 1:
+            if t.shape != (n,):
+                raise DiffcoreError(f"t has shape {tuple(t.shape)}; expected a scalar or ({n},) to match x_t")
+            tt = torch.cat([t, t])  # keeps t's dtype: float32 (or float16) would shift discrete timesteps
         both = self.prior.predict(torch.cat([x_t, x_t]), tt, _cat(c, u))
-        xc, xu = both.x0.chunk(2)
         ec, eu = both.eps.chunk(2)
         s = self.scale
-        return Prediction(x0=xu + s * (xc - xu), eps=eu + s * (ec - eu))
+        eps = eu + s * (ec - eu)
+        if not self.consistent:
+            xc, xu = both.x0.chunk(2)
+            return Prediction(x0=xu + s * (xc - xu), eps=eps)
+        t64 = torch.as_tensor(t, dtype=torch.float64).detach().cpu()
+        alpha, sigma = self.schedule.alpha(t64).to(x_t.dtype), self.schedule.sigma(t64).to(x_t.dtype)
+        if t64.ndim == 1:  # a 0-d CPU tensor multiplies tensors on any device; (N,) ones must move
+            alpha, sigma = alpha.to(x_t.device), sigma.to(x_t.device)
+        return Prediction.from_eps(x_t, eps, alpha, sigma)
