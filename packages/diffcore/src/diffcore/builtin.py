@@ -26,11 +26,11 @@ def gaussian(mean, cov=None, schedule=None, shape=None):
     return GaussianPrior(mean, cov, schedule=schedule, shape=shape)
 
 
-def diffusers_prior(path, subfolder=None, device=None, dtype=None, trust_pickle=False):
+def diffusers_prior(path, subfolder=None, device=None, dtype=None, trust_pickle=False, clip_x0=None):
     """A pixel prior from a diffusers UNet2DModel and scheduler (hub id or local folder)"""
     from diffcore.adapters.diffusers_prior import load_unet_prior
 
-    return load_unet_prior(path, subfolder=subfolder, device=device, dtype=dtype, trust_pickle=trust_pickle)
+    return load_unet_prior(path, subfolder=subfolder, device=device, dtype=dtype, trust_pickle=trust_pickle, clip_x0=clip_x0)
 
 
 def stable_diffusion(path, prompt=None, negative_prompt="", guidance_scale=7.5, device=None, dtype=None, trust_pickle=False):
