@@ -27,7 +27,7 @@ KERNEL = ROOT / "packages" / "diffcore"
 
 # What diffcore itself may require (shared/DESIGN.md): the kernel stays small and light.
 KERNEL_REQUIRES = {"torch", "numpy", "pluggy", "click", "safetensors", "rich"}
-KERNEL_EXTRAS = {"diffusers", "transformers", "matplotlib"}
+KERNEL_EXTRAS = {"diffusers", "transformers", "matplotlib", "accelerate"}
 # The stacks that plugins wrap. diffcore must not require them, not even as an extra; every
 # requirement of a plugin that the kernel does not already use is added to this list.
 PLUGIN_STACKS = {
@@ -35,7 +35,6 @@ PLUGIN_STACKS = {
     "deepinv",
     "decord",
     "av",
-    "accelerate",
     "scikit-image",
     "scikit-learn",
     "point-cloud-utils",

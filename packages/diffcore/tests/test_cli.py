@@ -156,7 +156,7 @@ def test_sample_safetensors_and_png(tmp_path):
     assert invoke("sample", "--prior", TWO_MODES, "--n", "8", "--steps", "5", "--sampler", "ddim:eta=1.0", "--out", str(st)).exit_code == 0
     with safe_open(str(st), "pt") as f:
         assert tuple(f.get_tensor("samples").shape) == (8, 2)
-        assert f.metadata()["sampler"] == "ddim:eta=1.0"
+        assert json.loads(f.metadata()["diffcore"])["sampler"] == "ddim:eta=1.0"
     scatter, grid = tmp_path / "points.png", tmp_path / "grid.png"
     assert invoke("sample", "--prior", TWO_MODES, "--n", "200", "--steps", "5", "--out", str(scatter)).exit_code == 0
     images = "gmm:means=[[-1.0,-1.0,-1.0,-1.0],[1.0,1.0,1.0,1.0]],shape=(1,2,2)"

@@ -1,4 +1,4 @@
-"""The ``diffcore`` command line: ``plugins``, ``available``, ``sample``, ``tour``, and whatever
+"""The ``diffcore`` command line: ``plugins``, ``available``, ``sample``, ``tour``, ``run``, and whatever
 commands installed plugins add through the ``register_commands(cli)`` hook.
 
 Errors a user can cause (a :class:`~diffcore.errors.DiffcoreError` or a usage error) end the
@@ -252,16 +252,10 @@ def _scatter_png(x, prior, title: str) -> bytes:
 
 
 def _encode(x, fmt: str, prior, title: str, metadata: dict[str, str]) -> bytes:
-    if fmt == ".npy":
-        import numpy as np
+    if fmt in (".npy", ".safetensors"):
+        from diffcore.jobs.tasks import encode
 
-        buf = io.BytesIO()
-        np.save(buf, x.detach().cpu().numpy(), allow_pickle=False)
-        return buf.getvalue()
-    if fmt == ".safetensors":
-        from safetensors.torch import save
-
-        return save({"samples": x.detach().cpu().contiguous()}, metadata=metadata)
+        return encode(x, fmt[1:], metadata)
     _check_drawable(tuple(x.shape[1:]))
     if x.ndim == 4:
         from diffcore.tour import encode_png, image_grid, upscale
@@ -358,6 +352,30 @@ def tour_command(out_dir: Path, only: tuple[str, ...], quick: bool) -> None:
     if failed:
         click.echo(f"error: tour section(s) failed: {', '.join(failed)} (the report shows why)", err=True)
         raise click.exceptions.Exit(1)
+
+
+# -- run (batch jobs) ----------------------------------------------------------------------------
+@cli.command("run")
+@click.argument("job_file", metavar="JOB.toml", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="Output folder (overrides the job file's 'out').")
+@click.option("--fail-fast", is_flag=True, help="Stop at the first failing item.")
+@click.option("--force", is_flag=True, help="Take over an output folder holding another job's records.")
+@click.pass_context
+def run_command(ctx: click.Context, job_file: Path, out: Path | None, fail_fast: bool, force: bool) -> None:
+    """Run a job: one task over many items, resumable, and shardable with `accelerate launch`.
+
+    Exit status: 0 when every item is finished, 1 when some item failed, 2 for bad input
+    (found before any work). See docs/scaling.md.
+    """
+    from diffcore.jobs import find_task, load_job, run_spec
+
+    spec = load_job(job_file)
+    if spec.task is None:
+        raise DiffcoreError(f"job file {str(job_file)!r} names no task: add task = \"sample\" (or a plugin command that takes --job)")
+    root = ctx.find_root()
+    code = run_spec(spec, find_task(spec.task, root.command, root), force=force, fail_fast=fail_fast, out=out)
+    if code:
+        raise click.exceptions.Exit(code)
 
 
 def main(argv: list[str] | None = None) -> None:
