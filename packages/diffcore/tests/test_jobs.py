@@ -446,3 +446,18 @@ def test_run_finds_the_task_of_a_plugin_command(tmp_path):
 def test_job_option_refuses_a_command_with_its_options():
     with pytest.raises(TypeError, match="already has option"):
         job_option(ECHO.factory)(click.Command("x", params=[click.Option(["--force"], is_flag=True)]))
+
+
+def test_tour_section_resumes_and_matches(tmp_path):
+    import csv
+    import json
+
+    from diffcore.tour import run_tour
+
+    run_tour(tmp_path, only=["jobs"], quick=True)
+    report = json.loads((tmp_path / "report.json").read_text())
+    (section,) = report["sections"]
+    assert section["status"] == "ok", section["error"]
+    assert section["metrics"]["resumed outputs identical to an uninterrupted run"]["value"] == "yes"
+    rows = list(csv.DictReader((tmp_path / "jobs" / "runs.csv").open()))
+    assert [(r["done"], r["skipped"]) for r in rows] == [("4", "0"), ("8", "4"), ("0", "12"), ("12", "0")]

@@ -53,3 +53,6 @@ def register_tour(register):
     from diffcore.tour_section import section
 
     register("diffcore", section, summary="Samplers on an exact Gaussian mixture: samples, densities and error against steps")
+    from diffcore.jobs.tour_section import section as jobs_section
+
+    register("jobs", jobs_section, summary="Batch jobs that resume: a job stopped part-way, restarted, and compared byte for byte")
