@@ -65,7 +65,7 @@ def test_plugins_json_lists_the_builtin_plugin_with_its_priors():
     assert builtin["error"] is None
     assert builtin["version"] == diffcore.__version__
     assert {"gmm", "gaussian", "diffusers", "stable-diffusion"} <= set(builtin["registered"]["prior"])
-    assert builtin["registered"]["tour"] == ["diffcore"]
+    assert builtin["registered"]["tour"] == ["diffcore", "jobs"]
 
 
 def test_plugins_table_names_plugin_and_priors():
