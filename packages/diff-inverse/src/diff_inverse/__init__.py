@@ -1,0 +1,5 @@
+"""diff-inverse: one pretrained diffusion prior, every inverse problem."""
+
+from diff_inverse import operators
+
+__all__ = ["operators"]
