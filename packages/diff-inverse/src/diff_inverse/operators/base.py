@@ -17,6 +17,15 @@ batch, with ``n = prod(x_shape)``, ``m = prod(y_shape)`` and ``k = len(singulars
 
 so that ``A(x) == U(singulars() * Vt(x)[:, :k])``. Noise is Gaussian with standard deviation
 ``sigma_y`` unless an operator says otherwise.
+
+Nonlinear operators (phase retrieval, JPEG) derive from :class:`Operator` only: they give ``A``
+and ``measure`` (``linear = False``), no adjoint, pseudo-inverse or SVD, so only DPS-style
+solvers take them; ``differentiable = False`` marks an ``A`` that autograd cannot go through.
+
+Noise: ``noise="gaussian"`` (default, standard deviation ``sigma_y``) or ``noise="poisson"`` with
+``rate``: the clean measurement, read as an intensity ``(A(x) + 1) / 2`` in [0, 1] (negative
+values clamped to 0), becomes ``2 * Poisson(rate * intensity) / rate - 1``; larger ``rate``
+means less noise (the photon count at full intensity). It is meant for DPS's Poisson likelihood.
 """
 
 from __future__ import annotations
@@ -28,16 +37,22 @@ import torch
 from diffcore.errors import DiffcoreError, ShapeError
 
 
-class LinearOperator:
-    """Base class: shape checks, noise, and SVD-derived defaults for ``A``, ``A_adjoint`` and ``A_pinv``."""
+class Operator:
+    """Shapes, noise and ``measure`` shared by every operator, linear or not."""
 
-    linear = True
+    linear = False
     has_svd = False
+    differentiable = True
 
-    def __init__(self, x_shape: tuple[int, ...], y_shape: tuple[int, ...], sigma_y: float = 0.0):
+    def __init__(self, x_shape: tuple[int, ...], y_shape: tuple[int, ...], sigma_y: float = 0.0, *, noise: str = "gaussian", rate: float | None = None):
         if not isinstance(sigma_y, (int, float)) or sigma_y < 0 or not math.isfinite(sigma_y):
             raise DiffcoreError(f"sigma_y must be a finite number >= 0, got {sigma_y!r}")
+        if noise not in ("gaussian", "poisson"):
+            raise DiffcoreError(f"noise must be 'gaussian' or 'poisson', got {noise!r}")
+        if noise == "poisson" and (not isinstance(rate, (int, float)) or not rate > 0 or not math.isfinite(rate)):
+            raise DiffcoreError(f"noise='poisson' needs a finite rate > 0 (photon count at full intensity), got rate={rate!r}")
         self.x_shape, self.y_shape, self.sigma_y = tuple(x_shape), tuple(y_shape), float(sigma_y)
+        self.noise, self.rate = noise, (float(rate) if rate is not None else None)
 
     # -- shapes --------------------------------------------------------------------------------
     def check_x(self, x: torch.Tensor) -> None:
@@ -49,13 +64,27 @@ class LinearOperator:
             raise ShapeError(f"y has shape {tuple(y.shape)}; expected (N, {', '.join(map(str, self.y_shape))}) for {type(self).__name__}")
 
     # -- measurement ---------------------------------------------------------------------------
+    def A(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} must implement A")
+
     def measure(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``A(x)`` plus Gaussian noise of standard deviation ``sigma_y``."""
+        """``A(x)`` plus noise: Gaussian of standard deviation ``sigma_y``, or Poisson (see the module docstring)."""
         y = self.A(x)
+        device = generator.device if generator is not None else y.device
+        if self.noise == "poisson":
+            intensity = ((y + 1) / 2).clamp_min(0) * self.rate
+            counts = torch.poisson(intensity.to(device), generator=generator).to(y.device)
+            return 2 * counts / self.rate - 1
         if self.sigma_y > 0:
-            device = generator.device if generator is not None else y.device
             y = y + self.sigma_y * torch.randn(y.shape, generator=generator, device=device, dtype=y.dtype).to(y.device)
         return y
+
+
+class LinearOperator(Operator):
+    """Base class: shape checks, noise, and SVD-derived defaults for ``A``, ``A_adjoint`` and ``A_pinv``."""
+
+    linear = True
+    has_svd = False
 
     # -- defaults from the SVD -------------------------------------------------------------------
     def A(self, x: torch.Tensor) -> torch.Tensor:

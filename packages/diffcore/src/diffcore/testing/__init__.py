@@ -8,7 +8,9 @@ with a message saying what broke):
 - :func:`check_prior`: shapes and dtypes of ``predict`` at several times (float, 0-d and
   per-sample ``t``), finite outputs, ``x_t = alpha x0 + sigma eps`` where the prior is
   consistent, per-sample ``t`` agreeing with scalar ``t``, rejection of conditioning the prior
-  does not accept, determinism, and the latent's encode/decode shapes.
+  does not accept, determinism, and the latent's encode/decode shapes;
+- :func:`check_operator`: a measurement operator's shapes, adjointness, pseudo-inverse
+  (``A A^+ A = A``) and, where it has one, its SVD (orthonormal ``V``, ``U``, reconstruction).
 
 Tiny randomly initialised diffusers models, built offline in seconds (these import diffusers
 and transformers when called; the contract checks never do):
@@ -39,7 +41,7 @@ import torch
 from diffcore.errors import DiffcoreError
 from diffcore.protocols import Cond
 
-__all__ = ["check_prior", "check_schedule", "save_tiny_stable_diffusion", "save_tiny_unet_pipeline", "tiny_clip_tokenizer"]
+__all__ = ["check_operator", "check_prior", "check_schedule", "save_tiny_stable_diffusion", "save_tiny_unet_pipeline", "tiny_clip_tokenizer"]
 
 
 # -- contract checks -----------------------------------------------------------------------
@@ -337,3 +339,112 @@ def save_tiny_stable_diffusion(folder, *, seed: int = 0) -> Path:
     folder = Path(folder)
     pipe.save_pretrained(folder, safe_serialization=True)
     return folder
+
+
+# -- operator contract ---------------------------------------------------------------------
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Largest per-item ``||a - b|| / ||b||`` (with a floor on ``||b||``)."""
+    diff = (a - b).reshape(a.shape[0], -1).norm(dim=1)
+    scale = b.reshape(b.shape[0], -1).norm(dim=1).clamp_min(1e-12)
+    return float((diff / scale).max())
+
+
+def check_operator(op, *, generator: torch.Generator | None = None, batch: int = 2, dtype: torch.dtype = torch.float64, rtol: float = 1e-6, pinv_rtol: float | None = None) -> None:
+    """Check the measurement-operator contract of diff-inverse's ``LinearOperator`` (duck-typed).
+
+    On ``batch`` random ``x`` of ``op.x_shape`` and ``y`` of ``op.y_shape`` (in ``dtype``):
+    ``A(x)`` has shape ``(N, *y_shape)``, keeps the dtype, and is batch-consistent; a wrong
+    ``x`` shape raises a ``DiffcoreError``; ``measure`` with a seeded generator is
+    deterministic. For linear operators (``op.linear``): ``A`` is linear; adjointness
+    ``<A x, y> = <x, A^T y>`` within ``rtol * ||A x|| ||y||`` (plus ``||x|| ||A^T y||``);
+    ``A A^+ A x = A x`` within ``pinv_rtol`` (default ``rtol``) of ``||A x||``. With
+    ``op.has_svd``: ``singulars()`` is 1-D, finite, positive, no longer than ``n`` or ``m``;
+    ``Vt(x)`` has shape ``(N, n)`` and keeps the norm; ``V(Vt(x)) = x`` and ``Vt(V(c)) = c``;
+    ``Ut(U(c)) = c`` for ``c`` of shape ``(N, k)``; ``A(x) = U(singulars() * Vt(x)[:, :k])``.
+    Nonlinear operators only get the shape, determinism and wrong-shape checks.
+
+    >>> import torch
+    >>> class Scale:  # the smallest operator with an SVD: y = 2 x
+    ...     linear, has_svd, x_shape, y_shape, sigma_y = True, True, (3,), (3,), 0.0
+    ...     def A(self, x): return self._shape(x) * 2
+    ...     def A_adjoint(self, y): return y * 2
+    ...     def A_pinv(self, y): return y / 2
+    ...     def measure(self, x, generator=None): return self.A(x)
+    ...     def singulars(self): return torch.full((3,), 2.0, dtype=torch.float64)
+    ...     def V(self, c): return c
+    ...     Vt = U = Ut = V
+    ...     def _shape(self, x):
+    ...         from diffcore.errors import ShapeError
+    ...         if tuple(x.shape[1:]) != (3,): raise ShapeError("bad x")
+    ...         return x
+    >>> check_operator(Scale())
+    """
+    name = type(op).__name__
+    _expect(batch >= 1, "check_operator needs batch >= 1")
+    pinv_rtol = rtol if pinv_rtol is None else pinv_rtol
+    g = generator if generator is not None else torch.Generator().manual_seed(0)
+    x_shape, y_shape = tuple(op.x_shape), tuple(op.y_shape)
+    n, m = math.prod(x_shape), math.prod(y_shape)
+    x = torch.randn((batch, *x_shape), generator=g, dtype=dtype)
+    x2 = torch.randn((batch, *x_shape), generator=g, dtype=dtype)
+    y = torch.randn((batch, *y_shape), generator=g, dtype=dtype)
+
+    ax = op.A(x)
+    _expect(tuple(ax.shape) == (batch, *y_shape), f"{name}: A(x) has shape {tuple(ax.shape)}; expected {(batch, *y_shape)}")
+    _expect(ax.dtype == dtype, f"{name}: A(x) has dtype {ax.dtype}; expected {dtype} like x")
+    _expect(torch.isfinite(ax).all(), f"{name}: A(x) is not finite")
+    first = op.A(x[:1])
+    _expect(_rel(first, ax[:1]) <= max(rtol, 1e-5) or float(ax[:1].abs().max()) == 0, f"{name}: A(x[:1]) differs from A(x)[:1]: items of a batch must not interact")
+    bad = torch.zeros((batch, *x_shape[:-1], x_shape[-1] + 1), dtype=dtype)
+    try:
+        op.A(bad)
+    except DiffcoreError:
+        pass
+    except Exception as exc:  # noqa: BLE001 - report what was raised instead
+        raise AssertionError(f"{name}: A on a wrongly shaped x {tuple(bad.shape)} raised {type(exc).__name__} ({exc}); expected a DiffcoreError (ShapeError)") from exc
+    else:
+        raise AssertionError(f"{name}: A accepted x of shape {tuple(bad.shape)}; expected a ShapeError naming {x_shape}")
+    _expect(getattr(op, "sigma_y", None) is not None and op.sigma_y >= 0, f"{name}: sigma_y must be >= 0, got {getattr(op, 'sigma_y', None)!r}")
+    y1 = op.measure(x, generator=torch.Generator().manual_seed(1))
+    y2 = op.measure(x, generator=torch.Generator().manual_seed(1))
+    _expect(tuple(y1.shape) == (batch, *y_shape) and torch.equal(y1, y2), f"{name}: measure with the same seeded generator must give the same y of shape {(batch, *y_shape)}")
+    if not getattr(op, "linear", False):
+        return
+
+    lin = op.A(2 * x - 3 * x2)
+    _expect(_rel(lin, 2 * ax - 3 * op.A(x2)) <= max(rtol, 1e-5), f"{name}: A is not linear: A(2 x - 3 x2) != 2 A(x) - 3 A(x2) (relative error {_rel(lin, 2 * ax - 3 * op.A(x2)):.3g})")
+    aty = op.A_adjoint(y)
+    _expect(tuple(aty.shape) == (batch, *x_shape), f"{name}: A_adjoint(y) has shape {tuple(aty.shape)}; expected {(batch, *x_shape)}")
+    dims = tuple(range(1, ax.ndim))
+    lhs = (ax * y).sum(dims)
+    rhs = (x * aty).sum(tuple(range(1, x.ndim)))
+    scale = ax.flatten(1).norm(dim=1) * y.flatten(1).norm(dim=1) + x.flatten(1).norm(dim=1) * aty.flatten(1).norm(dim=1)
+    err = float(((lhs - rhs).abs() / scale.clamp_min(1e-30)).max())
+    _expect(err <= rtol, f"{name}: not adjoint: <A x, y> = {lhs.tolist()} but <x, A^T y> = {rhs.tolist()} (relative error {err:.3g} > {rtol:g})")
+    pinv = op.A_pinv(ax)
+    _expect(tuple(pinv.shape) == (batch, *x_shape), f"{name}: A_pinv(y) has shape {tuple(pinv.shape)}; expected {(batch, *x_shape)}")
+    err = _rel(op.A(pinv), ax)
+    _expect(err <= pinv_rtol, f"{name}: A A^+ A x != A x (relative error {err:.3g} > {pinv_rtol:g})")
+    if not getattr(op, "has_svd", False):
+        return
+
+    s = op.singulars()
+    k = s.numel()
+    _expect(s.ndim == 1 and 0 < k <= min(n, m), f"{name}: singulars() has shape {tuple(s.shape)}; expected (k,) with 0 < k <= min(n={n}, m={m})")
+    _expect(torch.isfinite(s).all() and (s > 0).all(), f"{name}: singulars must be finite and positive (min {float(s.min()):.3g})")
+    c = op.Vt(x)
+    _expect(tuple(c.shape) == (batch, n), f"{name}: Vt(x) has shape {tuple(c.shape)}; expected {(batch, n)}")
+    norms = c.norm(dim=1) / x.flatten(1).norm(dim=1)
+    _expect(((norms - 1).abs() <= max(rtol, 1e-6) * 10).all(), f"{name}: Vt must keep the norm (V orthonormal): ||Vt x|| / ||x|| = {norms.tolist()}")
+    back = op.V(c)
+    _expect(tuple(back.shape) == (batch, *x_shape), f"{name}: V(c) has shape {tuple(back.shape)}; expected {(batch, *x_shape)}")
+    _expect(_rel(back, x) <= rtol, f"{name}: V(Vt(x)) != x (relative error {_rel(back, x):.3g})")
+    coords = torch.randn((batch, n), generator=g, dtype=dtype)
+    _expect(_rel(op.Vt(op.V(coords)), coords) <= rtol, f"{name}: Vt(V(c)) != c (relative error {_rel(op.Vt(op.V(coords)), coords):.3g})")
+    ck = torch.randn((batch, k), generator=g, dtype=dtype)
+    uc = op.U(ck)
+    _expect(tuple(uc.shape) == (batch, *y_shape), f"{name}: U(c) has shape {tuple(uc.shape)}; expected {(batch, *y_shape)}")
+    _expect(_rel(op.Ut(uc), ck) <= rtol, f"{name}: Ut(U(c)) != c: U must have orthonormal columns (relative error {_rel(op.Ut(uc), ck):.3g})")
+    _expect(tuple(op.Ut(y).shape) == (batch, k), f"{name}: Ut(y) has shape {tuple(op.Ut(y).shape)}; expected {(batch, k)}")
+    svd = op.U(s.to(c) * c[:, :k])
+    _expect(_rel(svd, ax) <= rtol, f"{name}: A(x) != U(singulars() * Vt(x)[:, :k]) (relative error {_rel(svd, ax):.3g})")
