@@ -1,4 +1,4 @@
-"""``diffcore zoo``: list the zoo priors, show a model card, train a recipe.
+"""``diffcore zoo``: list the zoo priors, show a model card, train a recipe, measure a prior.
 
 Heavy modules (torch's training code, diffusers, scikit-learn) are imported inside the commands.
 """
@@ -40,16 +40,60 @@ def list_priors():
 
 @zoo.command("card")
 @click.argument("name")
-def card(name):
-    """Print the model card of zoo:NAME."""
+@click.option("--path", type=click.Path(file_okay=False), default=None, help="A trained folder instead of the shipped weights.")
+def card(name, path):
+    """Print the model card of zoo:NAME (recipe, training record and measurements)."""
+    import json
+    from pathlib import Path
+
     from diff_zoo.card import render_card
     from diff_zoo.priors import read_record, weights_folder
     from diff_zoo.recipes import get_recipe
 
     recipe = get_recipe(name)
-    folder = weights_folder(recipe.name)
-    shipped = folder / "README.md"
-    click.echo(shipped.read_text() if shipped.is_file() else render_card(recipe, read_record(folder)), nl=False)
+    folder = Path(path) if path is not None else weights_folder(recipe.name)
+    measured = folder / "metrics.json"
+    metrics = json.loads(measured.read_text()) if measured.is_file() else None
+    click.echo(render_card(recipe, read_record(folder), metrics), nl=False)
+
+
+@zoo.command("evaluate")
+@click.argument("name")
+@click.option(
+    "--path", type=click.Path(file_okay=False, exists=True), default=None, help="A trained folder (default: the shipped weights)."
+)
+@click.option("--n", "n", default=256, show_default=True, type=click.IntRange(min=16), help="Images per compared set.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where to write metrics.json and the card README.md (default: the evaluated folder).",
+)
+@click.option(
+    "--docs",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where to write NAME.md and NAME.png (default: docs/zoo of the source checkout, if any).",
+)
+@click.option("--no-docs", is_flag=True, help="Do not write the docs page.")
+def evaluate(name, path, n, seed, out, docs, no_docs):
+    """Measure zoo:NAME on held-out data and write its metrics.json and model card."""
+    from rich.console import Console
+
+    from diff_zoo.card import docs_dir
+    from diff_zoo.evaluate import evaluate_and_write
+    from diff_zoo.recipes import get_recipe
+
+    recipe = get_recipe(name)
+    console = Console(stderr=True)
+    target = None if no_docs else (docs if docs is not None else docs_dir())
+    metrics, written = evaluate_and_write(
+        recipe.name, path, out=out, docs=target, n=n, seed=seed, log=lambda m: console.print(m, highlight=False)
+    )
+    click.echo(f"zoo:{recipe.name}: {metrics['headline']['text']}")
+    for file in written:
+        click.echo(f"  wrote {file}")
 
 
 @zoo.command("train")

@@ -47,3 +47,15 @@ def register_commands(cli):
     from diff_zoo.cli import zoo
 
     cli.add_command(zoo, "zoo")
+
+
+def tour(tour):
+    """Samples of each shipped zoo prior next to real held-out data, with its card's headline figure"""
+    from diff_zoo.tour_section import section
+
+    section(tour)
+
+
+@hookimpl
+def register_tour(register):
+    register("zoo", tour, summary="Samples of each shipped zoo prior next to real held-out data, with its card's headline figure")
