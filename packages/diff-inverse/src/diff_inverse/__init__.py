@@ -1,5 +1,6 @@
 """diff-inverse: one pretrained diffusion prior, every inverse problem."""
 
-from diff_inverse import operators
+from diff_inverse import operators, solvers
+from diff_inverse.solve import solve
 
-__all__ = ["operators"]
+__all__ = ["operators", "solve", "solvers"]

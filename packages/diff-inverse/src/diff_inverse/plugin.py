@@ -20,3 +20,18 @@ def register_operators(register):
     register("phase", ops.PhaseRetrieval, summary="Phase retrieval: oversampled Fourier magnitude (nonlinear)")
     register("jpeg", ops.JPEG, summary="JPEG compression (nonlinear, not differentiable)")
     register("deepinv", ops.deepinv_operator, summary="Any deepinv.physics operator (needs the deepinv extra)")
+
+
+@hookimpl
+def register_solvers(register):
+    from diff_inverse.solvers import ALIASES, SOLVERS
+
+    for name, cls in SOLVERS.items():
+        register(name, cls, aliases=ALIASES[name])
+
+
+@hookimpl
+def register_commands(cli):
+    from diff_inverse.cli import inverse
+
+    cli.add_command(inverse, "inverse")

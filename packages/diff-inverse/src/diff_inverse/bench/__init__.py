@@ -1,0 +1,1 @@
+"""Benchmarks of diff-inverse's solvers against exact posteriors."""

@@ -1,0 +1,59 @@
+"""``solve``: one posterior sample per item of y, with any registered solver.
+
+>>> import torch, diffcore
+>>> from diff_inverse.solve import solve
+>>> from diff_inverse.operators import DenseLinear
+>>> prior = diffcore.create("prior", "gaussian", mean=[0.0, 0.0])
+>>> op = DenseLinear(torch.tensor([[1.0, 0.0]]), sigma_y=0.1)
+>>> y = torch.ones(4, 1)
+>>> x = solve(prior, op, y, solver="ddrm", steps=20, generator=torch.Generator().manual_seed(0))
+>>> tuple(x.shape)
+(4, 2)
+"""
+
+from __future__ import annotations
+
+import torch
+
+from diff_inverse.solvers._common import sigma_y_of
+from diffcore.errors import DiffcoreError, ShapeError
+
+
+def _resolve(solver, options):
+    if isinstance(solver, str):
+        import diffcore
+
+        return diffcore.create("solver", solver, **options)
+    if options:
+        raise DiffcoreError("options go with a solver name; a solver object already holds its own")
+    if not callable(solver):
+        raise DiffcoreError(f"solver must be a registered name or a callable, got {type(solver).__name__}")
+    return solver
+
+
+def solve(prior, operator, y, *, solver, steps: int, generator: torch.Generator | None = None, start=None, t_start=None, **options):
+    """Sample ``x ~ p(x | y)`` for each item of the batch ``y`` (copies of one y give independent samples).
+
+    ``solver`` is a registered name (``ddrm``, ``ddnm``, ``ddnm+``, ``pigdm``, ``dps``, ``mcgdiff``,
+    ``red-diff``) whose options are keyword ``options``, or a solver object. ``start`` and
+    ``t_start`` give a CCDF warm start: the estimate ``start`` diffused to time ``t_start``.
+    Latent priors return decoded images. Device and dtype follow ``y``.
+    """
+    fn = _resolve(solver, options)
+    if not isinstance(y, torch.Tensor) or not y.is_floating_point() or y.ndim < 1 or y.shape[0] < 1:
+        raise ShapeError("y must be a floating-point tensor (N, *y_shape) with N >= 1")
+    sigma_y_of(operator)
+    if hasattr(operator, "check_y"):
+        operator.check_y(y)
+    x_shape = getattr(operator, "x_shape", None)
+    if getattr(prior, "latent", None) is None and x_shape is not None and tuple(x_shape) != tuple(prior.sample_shape):
+        raise ShapeError(f"the operator takes x of shape {tuple(x_shape)} but the prior's samples have shape {tuple(prior.sample_shape)}")
+    if not torch.isfinite(y).all():
+        raise DiffcoreError("y has non-finite values")
+    warm = {} if start is None and t_start is None else {"start": start, "t_start": t_start}  # solvers of the hookspec need not take them
+    x = fn(prior, operator, y, steps=steps, generator=generator, **warm)
+    latent = getattr(prior, "latent", None)
+    if latent is not None:
+        with torch.no_grad():
+            x = latent.decode(x)
+    return x

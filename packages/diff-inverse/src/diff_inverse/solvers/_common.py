@@ -1,0 +1,97 @@
+"""Pieces every solver shares: the time grid with an optional warm start, schedule
+coefficients, the model call through a latent decoder, and input checks.
+
+Solvers walk the prior's own grid ``prior.schedule.timesteps(steps)`` and take ``alpha(t)`` and
+``sigma(t)`` from the schedule in float64, cast to the working dtype (as diffcore's samplers
+do). Every eps/x0/score conversion goes through :mod:`diffcore.conversions`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from diffcore.errors import DiffcoreError, ShapeError
+from diffcore.samplers._common import coefs, noise_like
+
+__all__ = ["coefs", "decoded", "ddim_step", "initial_state", "noise_like", "require_linear", "require_pixel", "require_svd", "sigma_y_of"]
+
+
+def sigma_y_of(operator) -> float:
+    """The operator's Gaussian noise level, checked: a finite number >= 0."""
+    s = getattr(operator, "sigma_y", None)
+    if not isinstance(s, (int, float)) or not math.isfinite(s) or s < 0:
+        raise DiffcoreError(f"sigma_y must be a finite number >= 0, got {s!r}")
+    return float(s)
+
+
+def require_svd(name: str, operator) -> None:
+    if not getattr(operator, "has_svd", False):
+        from diff_inverse.solvers import solvers_for
+
+        fit = ", ".join(solvers_for(operator))
+        raise DiffcoreError(f"solver {name!r} needs an operator with an SVD; {type(operator).__name__} has none. Solvers that fit it: {fit}")
+
+
+def require_linear(name: str, operator) -> None:
+    if not getattr(operator, "linear", False):
+        from diff_inverse.solvers import solvers_for
+
+        raise DiffcoreError(f"solver {name!r} needs a linear operator; {type(operator).__name__} is not. Solvers that fit it: {', '.join(solvers_for(operator))}")
+
+
+def require_pixel(name: str, prior) -> None:
+    if getattr(prior, "latent", None) is not None:
+        raise DiffcoreError(f"solver {name!r} works in the prior's sample space and cannot use a latent prior; use 'dps' or 'red-diff'")
+
+
+def decoded(prior, x0: torch.Tensor) -> torch.Tensor:
+    """The clean estimate in the operator's space: decoded for latent priors."""
+    latent = getattr(prior, "latent", None)
+    return x0 if latent is None else latent.decode(x0)
+
+
+def initial_state(prior, y: torch.Tensor, steps: int, generator, start=None, t_start: float | None = None):
+    """The time grid and the state at its first time.
+
+    Without ``start``: the whole grid ``schedule.timesteps(steps)`` and noise of standard
+    deviation ``sqrt(alpha^2 + sigma^2)`` at its first time. With ``start`` (an initial estimate
+    in the operator's space, encoded for latent priors): CCDF (Chung et al. 2022) keeps the
+    grid times ``<= t_start`` and starts from ``alpha x_start + sigma eps`` there.
+    """
+    ts = prior.schedule.timesteps(steps)
+    n = y.shape[0]
+    dtype = y.dtype if y.is_floating_point() else torch.float32
+    like = torch.empty((n, *prior.sample_shape), dtype=dtype, device=y.device)
+    if start is None:
+        if t_start is not None:
+            raise DiffcoreError("t_start needs start= (an initial estimate to diffuse)")
+        return ts, noise_like(like, generator) * prior.schedule.init_std(ts[0]).to(like)
+    if t_start is None or not 0 < float(t_start) <= 1:
+        raise DiffcoreError(f"a warm start needs t_start in (0, 1], got {t_start!r}")
+    start = torch.as_tensor(start).to(device=y.device, dtype=dtype)
+    latent = getattr(prior, "latent", None)
+    if latent is not None:
+        with torch.no_grad():
+            start = latent.encode(start)
+    if start.shape[0] == 1 and n > 1:
+        start = start.expand(n, *start.shape[1:])
+    if tuple(start.shape) != tuple(like.shape):
+        raise ShapeError(f"start has shape {tuple(start.shape)}; expected {tuple(like.shape)}")
+    ts = ts[ts <= float(t_start) + 1e-12]
+    if len(ts) < 2:
+        raise DiffcoreError(f"t_start={t_start} leaves no step of the {steps}-step grid; raise t_start or steps")
+    a, s = coefs(prior.schedule, ts[0], like)
+    return ts, a * start + s * noise_like(like, generator)
+
+
+def ddim_step(x0, eps, schedule, t, s, eta: float, generator):
+    """DDIM (Song et al. 2021, eq. 12) from ``(x0, eps)`` at t to time s < t, with its eta."""
+    a_t, s_t = coefs(schedule, t, x0)
+    a_s, s_s = coefs(schedule, s, x0)
+    if eta <= 0 or float(s_s) == 0:
+        return a_s * x0 + s_s * eps
+    var = (s_t**2 - (a_t / a_s) ** 2 * s_s**2) * s_s**2 / s_t**2
+    c = eta * torch.sqrt(var.clamp_min(0))
+    return a_s * x0 + torch.sqrt((s_s**2 - c**2).clamp_min(0)) * eps + c * noise_like(x0, generator)

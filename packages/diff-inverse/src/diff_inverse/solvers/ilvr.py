@@ -1,0 +1,44 @@
+"""ILVR: iterative latent variable refinement (Choi, Kim, Jeong, Gwon & Yoon, ICCV 2021).
+
+After each unconditional ancestral step, the low-frequency content ``phi(x) = A^+ A x`` of the
+sample is replaced by that of the reference diffused to the same time (Algorithm 1):
+
+``x_s <- x_s - A^+ A x_s + A^+ (alpha_s y + sigma_s A n)``,  ``n ~ N(0, I)``,
+
+since ``A^+ A (alpha_s x_ref + sigma_s n) = A^+ (alpha_s y + sigma_s A n)`` for ``y = A x_ref``.
+Conditioning stops below ``t_stop`` (the paper's conditioning range). Needs ``A`` and ``A_pinv``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from diff_inverse.solvers._common import coefs, ddim_step, initial_state, noise_like, require_linear, require_pixel, sigma_y_of
+
+
+@dataclass(frozen=True)
+class ILVR:
+    """ILVR with conditioning down to time ``t_stop``."""
+
+    t_stop: float = 0.0
+    name = "ilvr"
+    needs_svd = False
+    needs_linear = True
+
+    @torch.no_grad()
+    def __call__(self, prior, operator, y, *, steps, generator=None, start=None, t_start=None):
+        require_linear(self.name, operator)
+        require_pixel(self.name, prior)
+        sigma_y_of(operator)
+        ts, x = initial_state(prior, y, steps, generator, start, t_start)
+        for i in range(len(ts) - 1):
+            t, r = ts[i], ts[i + 1]
+            pred = prior.predict(x, t)
+            x = ddim_step(pred.x0, pred.eps, prior.schedule, t, r, 1.0, generator)
+            if float(r) >= self.t_stop:
+                a_r, s_r = coefs(prior.schedule, r, x)
+                ref = a_r * y + s_r * operator.A(noise_like(x, generator))
+                x = x - operator.A_pinv(operator.A(x)) + operator.A_pinv(ref)
+        return x

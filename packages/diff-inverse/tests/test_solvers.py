@@ -1,0 +1,207 @@
+"""Solvers against exact posteriors (Gaussian closed form), and their contract: batches, noiseless y,
+clear errors, warm start, latent priors, registration."""
+
+import pytest
+import torch
+
+import diffcore
+from diff_inverse.operators import DenseLinear
+from diff_inverse.operators.base import LinearOperator
+from diff_inverse.solve import solve
+from diff_inverse.solvers import SOLVERS
+from diffcore.errors import DiffcoreError
+
+torch.set_num_threads(1)
+
+# 1-D prior N(1, 1), y = 2 x + 0.5 n, y = 3: posterior N(mean, var) in closed form.
+A, SIGMA_Y, Y = 2.0, 0.5, 3.0
+VAR = 1.0 / (1.0 + A * A / SIGMA_Y**2)
+MEAN = VAR * (1.0 + A * Y / SIGMA_Y**2)
+
+
+def gaussian_case(sigma_y=SIGMA_Y, n=2000):
+    prior = diffcore.create("prior", "gaussian", mean=[1.0])
+    op = DenseLinear(torch.tensor([[A]]), sigma_y=sigma_y)
+    return prior, op, torch.full((n, 1), Y, dtype=torch.float64)
+
+
+# (solver, options, steps, |mean error| bound, variance ratio bounds); measured values in comments.
+EXACT_CASES = [
+    ("mcgdiff", {"particles": 64, "draws": 8}, 30, 0.03, (0.8, 1.2)),  # exact in the limit: ~1.0x
+    ("pigdm", {"eta": 1.0}, 50, 0.02, (0.55, 1.2)),  # first-order in steps: ~0.7x at 50 steps
+    ("ddrm", {}, 50, 0.03, (0.3, 1.5)),  # DDRM is not an exact sampler: ~0.4x with etaA = 0.85
+    ("dps", {"zeta": 0.1}, 50, 0.05, (0.5, 1.5)),
+    ("langevin", {"corrector_steps": 3}, 50, 0.03, (0.2, 1.2)),  # its likelihood is approximate: ~0.4x
+    ("snips", {"inner": 3}, 50, 0.05, (0.6, 1.4)),  # ~0.9x; needs enough levels x inner steps to relax
+]
+
+
+@pytest.mark.parametrize("name,options,steps,tol_mean,ratio", EXACT_CASES, ids=[c[0] for c in EXACT_CASES])
+def test_gaussian_posterior_moments(name, options, steps, tol_mean, ratio):
+    prior, op, y = gaussian_case()
+    x = solve(prior, op, y, solver=name, steps=steps, generator=torch.Generator().manual_seed(0), **options)
+    assert x.shape == (2000, 1) and torch.isfinite(x).all()
+    assert abs(float(x.mean()) - MEAN) < tol_mean
+    assert ratio[0] * VAR < float(x.var()) < ratio[1] * VAR
+
+
+def test_ddnm_noiseless_is_exact():
+    """With sigma_y = 0 and an invertible A the posterior is the point y / a; DDNM lands on it."""
+    prior, op, y = gaussian_case(sigma_y=0.0, n=64)
+    for name in ("ddnm", "ddnm+", "ddrm", "mcgdiff"):
+        x = solve(prior, op, y, solver=name, steps=20, generator=torch.Generator().manual_seed(0))
+        assert torch.allclose(x, torch.full_like(x, Y / A), atol=1e-6), name
+
+
+def test_ddnm_plus_noisy_mean():
+    prior, op, y = gaussian_case()
+    x = solve(prior, op, y, solver="ddnm+", steps=50, generator=torch.Generator().manual_seed(0))
+    assert abs(float(x.mean()) - MEAN) < 0.05  # DDNM+ denoises: its spread is far below the posterior's
+
+
+def mixture_case(sigma_y=0.3, n=64):
+    g = torch.Generator().manual_seed(3)
+    means = torch.randn(4, 3, generator=g, dtype=torch.float64) * 2
+    prior = diffcore.create("prior", "gmm", means=means)
+    matrix = torch.randn(2, 3, generator=g, dtype=torch.float64)
+    op = DenseLinear(matrix, sigma_y=sigma_y)
+    y = (prior.sample(1, generator=g, dtype=torch.float64) @ matrix.T).expand(n, -1).contiguous()
+    return prior, op, y
+
+
+@pytest.mark.parametrize("name", sorted(SOLVERS))
+def test_copies_of_one_y_give_independent_samples(name):
+    prior, op, y = mixture_case()
+    x = solve(prior, op, y, solver=name, steps=10, generator=torch.Generator().manual_seed(1))
+    assert x.shape == (64, 3) and torch.isfinite(x).all()
+    assert float(x.std(0).min()) > 1e-3  # not one sample repeated
+    assert len({tuple(r.tolist()) for r in x.round(decimals=6)}) == 64
+
+
+@pytest.mark.parametrize("name", sorted(SOLVERS))
+def test_noiseless_measurement(name):
+    prior, op, y = mixture_case(sigma_y=0.0, n=16)
+    options = {"zeta": 0.1} if name == "dps" else {}
+    x = solve(prior, op, y, solver=name, steps=20, generator=torch.Generator().manual_seed(0), **options)
+    assert torch.isfinite(x).all()
+    if name in ("ddrm", "ddnm", "ddnm+", "mcgdiff", "pigdm", "projection", "ilvr", "mcg"):  # the measured part lands on y
+        assert float((op.A(x) - y).abs().max()) < 1e-4
+    else:  # guidance only pulls towards y: well inside the prior's misfit (1.6 on average)
+        assert float((op.A(x) - y).abs().mean()) < 0.5
+
+
+class _NoSVD(LinearOperator):
+    """A linear operator with A, adjoint and pinv but no SVD."""
+
+    def __init__(self, matrix, sigma_y=0.0):
+        super().__init__((matrix.shape[1],), (matrix.shape[0],), sigma_y)
+        self.matrix = matrix
+
+    def A(self, x):
+        return x @ self.matrix.T.to(x)
+
+    def A_adjoint(self, y):
+        return y @ self.matrix.to(y)
+
+    def A_pinv(self, y):
+        return y @ torch.linalg.pinv(self.matrix).T.to(y)
+
+
+def test_svd_solver_without_svd_is_a_clear_error():
+    prior, op, y = mixture_case(sigma_y=0.0, n=4)
+    plain = _NoSVD(op.matrix)
+    for name in ("ddrm", "ddnm+", "mcgdiff", "projection", "snips"):
+        with pytest.raises(DiffcoreError, match=r"needs an operator with an SVD.*fit it: .*ddnm.*dps"):
+            solve(prior, plain, y, solver=name, steps=5)
+    for name in ("ddnm", "pigdm", "dps", "red-diff", "ilvr", "mcg", "langevin"):  # these take it
+        assert solve(prior, plain, y, solver=name, steps=5, generator=torch.Generator().manual_seed(0)).shape == (4, 3)
+
+
+def test_bad_sigma_y_and_bad_input():
+    with pytest.raises(DiffcoreError, match="sigma_y"):
+        DenseLinear(torch.eye(2), sigma_y=-0.1)
+    prior, op, y = mixture_case(n=2)
+    op.sigma_y = float("nan")
+    with pytest.raises(DiffcoreError, match="sigma_y"):
+        solve(prior, op, y, solver="dps", steps=5)
+    prior, op, y = mixture_case(n=2)
+    with pytest.raises(DiffcoreError, match="shape"):
+        solve(prior, op, y[:, :1], solver="ddrm", steps=5)
+    with pytest.raises(DiffcoreError, match="bad options"):
+        solve(prior, op, y, solver="ddrm", steps=5, zeta=1.0)
+    with pytest.raises(DiffcoreError, match="unknown solver"):
+        solve(prior, op, y, solver="ddrn", steps=5)
+
+
+def test_repaint_resampling_runs_more_steps():
+    prior, op, y = mixture_case(sigma_y=0.0, n=8)
+    calls = []
+    predict = prior.predict
+    prior.predict = lambda x, t, cond=None: (calls.append(1), predict(x, t, cond))[1]
+    x = solve(prior, op, y, solver="projection", steps=10, generator=torch.Generator().manual_seed(0), resample=3)
+    assert len(calls) == 3 * 9 + 1 and float((op.A(x) - y).abs().max()) < 1e-6
+
+
+def test_warm_start_ccdf():
+    prior, op, y = mixture_case(n=8)
+    calls = []
+    predict = prior.predict
+    prior.predict = lambda x, t, cond=None: (calls.append(float(t)), predict(x, t, cond))[1]
+    start = op.A_pinv(y)
+    x = solve(prior, op, y, solver="ddrm", steps=20, generator=torch.Generator().manual_seed(0), start=start, t_start=0.3)
+    assert x.shape == (8, 3) and max(calls) <= 0.3 + 1e-9 and len(calls) < 20
+    with pytest.raises(DiffcoreError, match="t_start"):
+        solve(prior, op, y, solver="ddrm", steps=20, start=start)
+
+
+class _LinearDecoder:
+    def __init__(self, m):
+        self.m = m
+
+    def decode(self, z):
+        return z @ self.m.T.to(z)
+
+    def encode(self, x):
+        return x @ torch.linalg.pinv(self.m).T.to(x)
+
+
+@pytest.mark.parametrize("name", ["dps", "red-diff"])
+def test_latent_prior_through_decoder(name):
+    prior = diffcore.create("prior", "gaussian", mean=[0.5, -0.5])
+    m = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], dtype=torch.float64)
+    prior.latent = _LinearDecoder(m)
+    op = DenseLinear(torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]), sigma_y=0.05)
+    y = torch.tensor([[1.0, 0.0]], dtype=torch.float64).expand(32, -1).contiguous()
+    options = {"zeta": 0.1} if name == "dps" else {}
+    x = solve(prior, op, y, solver=name, steps=30, generator=torch.Generator().manual_seed(0), **options)
+    assert x.shape == (32, 3)
+    assert float((op.A(x) - y).abs().mean()) < 0.3  # prior samples: 1.0
+    with pytest.raises(DiffcoreError, match="latent"):
+        solve(prior, op, y, solver="ddrm", steps=5)
+
+
+def test_registered_and_created_by_name():
+    names = {c.name for c in diffcore.available("solver")}
+    assert set(SOLVERS) <= names
+    solver = diffcore.create("solver", "ddrm:etaA=0.5")
+    assert solver.etaA == 0.5 and solver.needs_svd
+
+
+def test_dps_poisson_likelihood():
+    """Counts y ~ Poisson(A x): the weighted (1 / 2y) fit pulls samples from the prior toward y."""
+    prior = diffcore.create("prior", "gaussian", mean=[4.0, 4.0])
+    op = DenseLinear(torch.eye(2, dtype=torch.float64))
+    y = torch.tensor([[9.0, 2.0]], dtype=torch.float64).expand(64, -1).contiguous()
+    x = solve(prior, op, y, solver="dps", steps=30, generator=torch.Generator().manual_seed(0), likelihood="poisson", zeta=0.1)
+    assert torch.isfinite(x).all()
+    assert float((x - y).abs().mean()) < float((prior.sample(64, generator=torch.Generator().manual_seed(0), dtype=torch.float64) - y).abs().mean())
+    with pytest.raises(DiffcoreError, match="likelihood"):
+        solve(prior, op, y, solver="dps", steps=5, likelihood="laplace")
+
+
+@pytest.mark.parametrize("name", sorted(SOLVERS))
+def test_every_solver_takes_a_warm_start(name):
+    prior, op, y = mixture_case(n=8)
+    options = {"particles": 8, "draws": 4} if name == "mcgdiff" else {}
+    x = solve(prior, op, y, solver=name, steps=20, generator=torch.Generator().manual_seed(0), start=op.A_pinv(y), t_start=0.4, **options)
+    assert x.shape == (8, 3) and torch.isfinite(x).all()
