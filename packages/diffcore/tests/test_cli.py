@@ -232,7 +232,9 @@ def test_plugins_add_commands_and_a_broken_one_breaks_nothing(monkeypatch):
     ]
     monkeypatch.setattr(plugins_module, "_host", PluginHost(entry_points=eps))
     monkeypatch.setattr(cli, "commands", dict(cli.commands))
-    monkeypatch.setattr(cli, "_plugins_loaded", False)
+    # the CLI reloads plugin commands when the host changes; restore its bookkeeping afterwards
+    monkeypatch.setattr(cli, "_loaded_for", cli._loaded_for)
+    monkeypatch.setattr(cli, "_plugin_commands", cli._plugin_commands)
 
     hello = invoke("hello")
     assert hello.exit_code == 0 and hello.stdout.strip() == "hello from a plugin"

@@ -28,23 +28,32 @@ class DiffcoreGroup(click.Group):
     """The root group: loads plugin commands on demand and turns errors into one line."""
 
     debug = False
-    _plugins_loaded = False
+    _loaded_for = None  # the plugin host whose commands are added (a new host after reset() reloads them)
+    _plugin_commands: frozenset = frozenset()
 
     def _load_plugin_commands(self) -> None:
-        if self._plugins_loaded:
-            return
-        self._plugins_loaded = True
-        builtins = dict(self.commands)
         try:
             from diffcore.plugin_host import host
 
-            host().register_commands(self)  # each plugin in its own guard; failures show in `diffcore plugins`
+            current = host()
         except Exception as exc:  # noqa: BLE001 - plugins must never break the command line
+            click.echo(f"warning: plugin commands were not loaded: {type(exc).__name__}: {exc}", err=True)
+            return
+        if self._loaded_for is current:
+            return
+        for name in self._plugin_commands:  # commands of an earlier host
+            self.commands.pop(name, None)
+        self._loaded_for = current
+        builtins = dict(self.commands)
+        try:
+            current.register_commands(self)  # each plugin in its own guard; failures show in `diffcore plugins`
+        except Exception as exc:  # noqa: BLE001
             click.echo(f"warning: plugin commands were not loaded: {type(exc).__name__}: {exc}", err=True)
         for name, command in builtins.items():
             if self.commands.get(name) is not command:
                 self.commands[name] = command
                 click.echo(f"warning: a plugin tried to replace the built-in command {name!r}; the built-in one is kept", err=True)
+        self._plugin_commands = frozenset(set(self.commands) - set(builtins))
 
     def list_commands(self, ctx):
         self._load_plugin_commands()
