@@ -72,3 +72,18 @@ def test_mismatched_fields_are_refused():
         Guided(base, 2.0, Cond(labels=torch.tensor([0])), Cond()).predict(torch.zeros(1, 2), 0.5)
     with pytest.raises(DiffcoreError, match="diffcore.Cond"):
         Guided(base, 2.0, {"labels": 1}, Cond())
+
+
+def test_conditioned_fixes_the_labels():
+    from diffcore.priors import Conditioned
+
+    base = LabelledMixture()
+    fixed = Conditioned(base, Cond(labels=torch.tensor([2])))
+    x = torch.randn(3, 2, generator=torch.Generator().manual_seed(1))
+    want = base.predict(x, 0.4, Cond(labels=torch.tensor([2, 2, 2])))
+    torch.testing.assert_close(fixed.predict(x, 0.4).x0, want.x0)
+    assert fixed.accepts == frozenset() and fixed.sample_shape == (2,)
+    with pytest.raises(DiffcoreError, match="fixed"):
+        fixed.predict(x, 0.4, Cond(labels=torch.tensor([1, 1, 1])))
+    with pytest.raises(DiffcoreError, match="does not accept text"):
+        Conditioned(base, Cond(text="a cat"))

@@ -35,3 +35,10 @@ def register_commands(cli):
     from diff_inverse.cli import inverse
 
     cli.add_command(inverse, "inverse")
+
+
+@hookimpl
+def register_tour(register):
+    from diff_inverse.tour_section import section
+
+    register("inverse", section, summary="One shipped prior solving inpainting, super-resolution, deblurring and denoising; the exact GMM benchmark")

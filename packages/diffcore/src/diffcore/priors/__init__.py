@@ -1,6 +1,7 @@
-"""Priors that ship with the kernel: exact Gaussian mixtures and the guidance wrapper."""
+"""Priors that ship with the kernel: exact Gaussian mixtures, guidance and fixed-conditioning wrappers."""
 
+from diffcore.priors.conditioned import Conditioned
 from diffcore.priors.gmm import GaussianMixturePrior, GaussianPrior
 from diffcore.priors.guided import Guided
 
-__all__ = ["GaussianMixturePrior", "GaussianPrior", "Guided"]
+__all__ = ["Conditioned", "GaussianMixturePrior", "GaussianPrior", "Guided"]
