@@ -50,6 +50,11 @@ def solve(prior, operator, y, *, solver, steps: int, generator: torch.Generator 
         raise ShapeError(f"the operator takes x of shape {tuple(x_shape)} but the prior's samples have shape {tuple(prior.sample_shape)}")
     if not torch.isfinite(y).all():
         raise DiffcoreError("y has non-finite values")
+    if not getattr(operator, "differentiable", True) and not getattr(fn, "needs_linear", False) and not getattr(fn, "needs_svd", False):
+        raise DiffcoreError(
+            f"operator {type(operator).__name__} is not differentiable, so a gradient-based solver ({type(fn).__name__}) cannot use it; "
+            "no registered solver takes a non-differentiable nonlinear operator yet"
+        )
     warm = {} if start is None and t_start is None else {"start": start, "t_start": t_start}  # solvers of the hookspec need not take them
     x = fn(prior, operator, y, steps=steps, generator=generator, **warm)
     latent = getattr(prior, "latent", None)
