@@ -15,7 +15,7 @@ import torch
 from diffcore.errors import DiffcoreError, ShapeError
 from diffcore.samplers._common import coefs, noise_like
 
-__all__ = ["coefs", "decoded", "ddim_step", "initial_state", "noise_like", "require_linear", "require_pixel", "require_svd", "sigma_y_of"]
+__all__ = ["check_pair", "coefs", "decoded", "ddim_step", "initial_state", "noise_like", "require_linear", "require_pixel", "require_svd", "sigma_y_of"]
 
 
 def sigma_y_of(operator) -> float:
@@ -50,6 +50,17 @@ def decoded(prior, x0: torch.Tensor) -> torch.Tensor:
     """The clean estimate in the operator's space: decoded for latent priors."""
     latent = getattr(prior, "latent", None)
     return x0 if latent is None else latent.decode(x0)
+
+
+def check_pair(solver, prior, operator) -> float:
+    """The checks of a replacement-style solver, from its ``needs_svd`` / ``needs_linear``:
+    the operator fits, the prior is a pixel prior, and sigma_y is valid (returned)."""
+    if solver.needs_svd:
+        require_svd(solver.name, operator)
+    else:
+        require_linear(solver.name, operator)
+    require_pixel(solver.name, prior)
+    return sigma_y_of(operator)
 
 
 def initial_state(prior, y: torch.Tensor, steps: int, generator, start=None, t_start: float | None = None):

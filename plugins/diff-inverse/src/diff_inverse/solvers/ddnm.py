@@ -18,7 +18,12 @@ from dataclasses import dataclass
 
 import torch
 
-from diff_inverse.solvers._common import coefs, initial_state, noise_like, require_linear, require_pixel, require_svd, sigma_y_of
+from diff_inverse.solvers._common import (
+    check_pair,
+    coefs,
+    initial_state,
+    noise_like,
+)
 
 
 @dataclass(frozen=True)
@@ -32,9 +37,7 @@ class DDNM:
 
     @torch.no_grad()
     def __call__(self, prior, operator, y, *, steps, generator=None, start=None, t_start=None):
-        require_linear(self.name, operator)
-        require_pixel(self.name, prior)
-        sigma_y_of(operator)
+        check_pair(self, prior, operator)
         ts, x = initial_state(prior, y, steps, generator, start, t_start)
         for i in range(len(ts) - 1):
             t, r = ts[i], ts[i + 1]
@@ -59,9 +62,7 @@ class DDNMPlus:
 
     @torch.no_grad()
     def __call__(self, prior, operator, y, *, steps, generator=None, start=None, t_start=None):
-        require_svd(self.name, operator)
-        require_pixel(self.name, prior)
-        sigma_y = sigma_y_of(operator)
+        sigma_y = check_pair(self, prior, operator)
         ts, x = initial_state(prior, y, steps, generator, start, t_start)
         s = operator.singulars().to(x)
         k = s.numel()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from diff_inverse.solvers._common import coefs, ddim_step, initial_state, noise_like, require_linear, require_pixel, sigma_y_of
+from diff_inverse.solvers._common import check_pair, coefs, ddim_step, initial_state, noise_like
 
 
 @dataclass(frozen=True)
@@ -29,9 +29,7 @@ class ILVR:
 
     @torch.no_grad()
     def __call__(self, prior, operator, y, *, steps, generator=None, start=None, t_start=None):
-        require_linear(self.name, operator)
-        require_pixel(self.name, prior)
-        sigma_y_of(operator)
+        check_pair(self, prior, operator)
         ts, x = initial_state(prior, y, steps, generator, start, t_start)
         for i in range(len(ts) - 1):
             t, r = ts[i], ts[i + 1]

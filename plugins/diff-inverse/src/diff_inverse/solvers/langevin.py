@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from diff_inverse.solvers._common import coefs, initial_state, noise_like, require_linear, require_pixel, sigma_y_of
+from diff_inverse.solvers._common import check_pair, coefs, initial_state, noise_like
 from diffcore import conversions
 
 
@@ -41,9 +41,7 @@ class Langevin:
 
     @torch.no_grad()
     def __call__(self, prior, operator, y, *, steps, generator=None, start=None, t_start=None):
-        require_linear(self.name, operator)
-        require_pixel(self.name, prior)
-        sigma_y = sigma_y_of(operator)
+        sigma_y = check_pair(self, prior, operator)
         ts, x = initial_state(prior, y, steps, generator, start, t_start)
         for i in range(len(ts) - 1):
             t, r = ts[i], ts[i + 1]

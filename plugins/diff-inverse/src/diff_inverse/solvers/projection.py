@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from diff_inverse.solvers._common import coefs, ddim_step, initial_state, noise_like, require_pixel, require_svd, sigma_y_of
+from diff_inverse.solvers._common import check_pair, coefs, ddim_step, initial_state, noise_like
 from diffcore.errors import DiffcoreError
 
 
@@ -32,9 +32,7 @@ class ScoreSDEProjection:
 
     @torch.no_grad()
     def __call__(self, prior, operator, y, *, steps, generator=None, start=None, t_start=None):
-        require_svd(self.name, operator)
-        require_pixel(self.name, prior)
-        sigma_y_of(operator)
+        check_pair(self, prior, operator)
         if not isinstance(self.resample, int) or self.resample < 1 or not 0 <= self.lam <= 1:
             raise DiffcoreError(f"projection needs resample >= 1 and 0 <= lam <= 1, got resample={self.resample}, lam={self.lam}")
         ts, x = initial_state(prior, y, steps, generator, start, t_start)
