@@ -69,3 +69,19 @@ def eps_to_score(eps, sigma):
 def score_to_eps(score, sigma):
     """``eps = -sigma * score``."""
     return -expand(sigma, score) * score
+
+
+def add_to_score(x0, eps, delta, alpha, sigma):
+    """``(x0, eps)`` after adding ``delta`` to the score: ``x0 + sigma^2 / alpha * delta`` and ``eps - sigma * delta``.
+
+    Each of the pair moves by itself, so a prediction whose ``x0`` was clipped (not
+    ``(x_t - sigma eps) / alpha``) keeps its clipping; for a consistent pair this is the same as
+    converting the corrected score back.
+
+    >>> import torch
+    >>> x0, eps = add_to_score(torch.tensor([0.2]), torch.tensor([0.5]), torch.tensor([1.0]), 0.6, 0.8)
+    >>> round(float(x0), 4), round(float(eps), 4)
+    (1.2667, -0.3)
+    """
+    a, s = expand(alpha, delta), expand(sigma, delta)
+    return x0 + s * s / a * delta, eps - s * delta

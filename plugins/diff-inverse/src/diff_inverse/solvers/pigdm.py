@@ -10,8 +10,8 @@ and (eq. 7-8 of the paper)
 one vector-Jacobian product through the denoiser. With the SVD the middle factor is diagonal,
 ``V diag(s_i / (r_t^2 s_i^2 + sigma_y^2)) (U^T y - s * V^T x0_hat)``; without one, noiseless y
 uses ``A^+ (y - A x0_hat) / r_t^2``. The guidance corrects the score, ``eps' = eps - sigma_t scale g``
-and ``x0' = x0 + sigma_t^2 / alpha_t scale g`` (diffcore's conversions), and a DDIM step with
-``eta`` follows.
+and ``x0' = x0 + sigma_t^2 / alpha_t scale g`` (``diffcore.conversions.add_to_score``: each moves
+by itself, so a prior that clips x0 keeps its clipping), and a DDIM step with ``eta`` follows.
 """
 
 from __future__ import annotations
@@ -62,8 +62,8 @@ class PiGDM:
                     v = self._direction(operator, y, pred.x0, r2, sigma_y)
                 (g,) = torch.autograd.grad((pred.x0 * v).sum(), xg)
             with torch.no_grad():
-                score = pred.score(s_t).detach() + self.scale * g
-                eps = conversions.score_to_eps(score, s_t)
-                x0 = conversions.eps_to_x0(x, eps, a_t, s_t)
+                # x0 and eps move separately: a prior that clips x0 keeps its clipping (rebuilding x0
+                # from the corrected eps dropped it and let some items diverge)
+                x0, eps = conversions.add_to_score(pred.x0.detach(), pred.eps.detach(), self.scale * g, a_t, s_t)
                 x = ddim_step(x0, eps, prior.schedule, t, r, self.eta, generator)
         return x.detach()
