@@ -48,12 +48,12 @@ def test_patches_are_deterministic_crops_of_the_training_photos_only():
     assert torch.equal(a.train.codes, b.train.codes) and torch.equal(a.test.codes, b.test.codes)
     assert not torch.equal(a.train.codes, data.patches(n_train=200, n_test=40, seed=4).train.codes)
     assert a.shape == (3, 32, 32) and a.train.labels is None
-    assert data.HELD_OUT_PHOTO == "chelsea" and a.info["held_out_photo"] == "chelsea"
-    assert "chelsea" not in a.info["train_photos"]
-    assert not any(name.startswith("chelsea") for name in a.info["train_sources"])
-    assert all(name.startswith("chelsea") for name in a.info["test_sources"])
+    assert data.HELD_OUT_PHOTO == "astronaut" and a.info["held_out_photo"] == "astronaut"
+    assert "astronaut" not in a.info["train_photos"]
+    assert not any(name.startswith("astronaut") for name in a.info["train_sources"])
+    assert all(name.startswith("astronaut") for name in a.info["test_sources"])
     train_sources, _ = data.patch_sources(a.info["train_photos"], (1, 2, 4))
-    test_sources, _ = data.patch_sources(["chelsea"], (1, 2, 4))
+    test_sources, _ = data.patch_sources(["astronaut"], (1, 2, 4))
     _check_origins(a.train, train_sources, 32)
     _check_origins(a.test, test_sources, 32)
     assert set(a.train.origin[:, 0].tolist()) == set(range(len(train_sources)))  # every photo and scale is used
@@ -103,7 +103,7 @@ def test_a_centred_disc_is_rendered_with_the_right_area():
 
 
 def test_held_out_images():
-    assert tuple(data.held_out_images("patches")["chelsea"].shape) == (3, 300, 451)
+    assert tuple(data.held_out_images("patches")["astronaut"].shape) == (3, 512, 512)
     tex = data.held_out_images("textures")
     assert sorted(tex) == ["brick", "grass", "gravel"] and tuple(tex["brick"].shape) == (1, 64, 256)
     sl = data.held_out_images("phantoms")["shepp_logan"]

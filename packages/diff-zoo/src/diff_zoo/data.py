@@ -7,8 +7,10 @@ is deterministic: the same arguments give the same bytes, on any machine, withou
   16x16, one channel, labels 0-9; a fixed stratified 80/20 split (``random_state=0``), kept by
   index.
 - :func:`patches`: random 32x32 RGB crops of the photographs that scikit-image and
-  scikit-learn ship, at scales 1, 1/2 and 1/4; scikit-image's ``chelsea`` (the cat) is held
-  out of training and gives the test crops.
+  scikit-learn ship, at scales 1, 1/2 and 1/4; scikit-image's ``astronaut`` is held out of
+  training and gives the test crops (a representative photo: on the cards' patch statistics the
+  other photos' crops lie 2.6 held-out spreads from it and a fitted Gaussian 20.5; chelsea, the
+  first choice, was an outlier at 30.6 vs 20.7, closer to the Gaussian than to the photos).
 - :func:`textures`: random 32x32 crops of scikit-image's brick, grass and gravel textures
   (grayscale, kept as one channel) at half resolution, labelled by texture; the bottom quarter
   of each texture is held out and gives the test crops.
@@ -37,10 +39,10 @@ from diff_zoo import phantoms as _phantoms
 from diffcore.errors import DiffcoreError, closest
 
 # The photographs of the patches prior: scikit-image's (shipped inside its wheel, no download)
-# and scikit-learn's two sample images. chelsea is the held-out test image.
+# and scikit-learn's two sample images. astronaut is the held-out test image.
 SKIMAGE_PHOTOS = ("astronaut", "coffee", "rocket", "immunohistochemistry", "motorcycle", "chelsea")
 SKLEARN_PHOTOS = ("china", "flower")
-HELD_OUT_PHOTO = "chelsea"
+HELD_OUT_PHOTO = "astronaut"
 TEXTURES = ("brick", "grass", "gravel")
 TEST_SEED_OFFSET = 2**32  # test streams are seeded far from any training seed
 

@@ -172,7 +172,7 @@ RECIPES: dict[str, Recipe] = {
             lr=5e-4,
             gpu=Budget(iterations=20000, batch_size=256),
             cpu=Budget(iterations=4000, batch_size=48),
-            notes="Held-out test photo: skimage.data.chelsea. Horizontal flips only (photos are not upside-down symmetric).",
+            notes="Held-out test photo: skimage.data.astronaut. Horizontal flips only (photos are not upside-down symmetric).",
         ),
         Recipe(
             name="textures",
