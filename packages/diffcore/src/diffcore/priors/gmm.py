@@ -85,10 +85,11 @@ class GaussianMixturePrior:
             shared = bool((covs == covs[:1]).all())
             self.kind, self.Q, self.lam = "diagonal", None, covs[:1] if shared else covs
         elif covs.shape == (K, d, d):
-            if not torch.allclose(covs, covs.transpose(1, 2), atol=1e-8 * max(1.0, float(covs.abs().max()))):
-                raise DiffcoreError("full covariances must be symmetric")
             shared = bool((covs == covs[:1]).all())
-            lam, Q = torch.linalg.eigh(covs[:1] if shared else covs)
+            unique = covs[:1] if shared else covs  # (1, d, d) when shared: checks and eigh once
+            if not torch.allclose(unique, unique.transpose(1, 2), atol=1e-8 * max(1.0, float(unique.abs().max()))):
+                raise DiffcoreError("full covariances must be symmetric")
+            lam, Q = torch.linalg.eigh(unique)
             if float(lam.min()) < -1e-8 * max(1.0, float(lam.abs().max())):
                 raise DiffcoreError(f"covariances must be positive semi-definite (smallest eigenvalue {float(lam.min()):.3g})")
             self.kind, self.Q, self.lam = "full", Q, lam.clamp_min(0)
@@ -217,9 +218,14 @@ class GaussianMixturePrior:
         k = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         noise = torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
         scaled = noise * self.lam.expand(self.n_components, -1)[k].sqrt()
-        if self.Q is not None:
-            Q = self.Q.expand(self.n_components, -1, -1)[k]
-            scaled = torch.einsum("nde,ne->nd", Q, scaled)
+        if self.Q is not None and self.Q.shape[0] == 1:
+            scaled = scaled @ self.Q[0].T
+        elif self.Q is not None:  # one matrix product per component (not an (n, d, d) gather)
+            out = torch.empty_like(scaled)
+            for c in torch.unique(k).tolist():
+                rows = torch.nonzero(k == c)[:, 0]
+                out[rows] = scaled[rows] @ self.Q[c].T
+            scaled = out
         return (self.means[k] + scaled).reshape(n, *self.sample_shape).to(dtype)
 
     def marginal(self, indices) -> GaussianMixturePrior:

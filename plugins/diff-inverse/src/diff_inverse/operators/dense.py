@@ -32,9 +32,18 @@ class DenseLinear(LinearOperator):
             raise ShapeError(f"x_shape {x_shape} has {torch.Size(x_shape).numel()} elements; the matrix has {n} columns")
         super().__init__(x_shape, (m,), sigma_y)
         self.matrix = matrix
-        U, s, Vh = torch.linalg.svd(matrix, full_matrices=True)
+        U, s, Vh = torch.linalg.svd(matrix, full_matrices=False)
         k = int((s > rcond * s.max()).sum()) if s.numel() else 0
-        self._U, self._s, self._V = U[:, :k], s[:k], Vh.T  # V: (n, n), first k columns paired with s
+        self._U, self._s = U[:, :k], s[:k]
+        if 0 < k and 4 * k <= n:
+            # few rows: V = Q D from the QR of V_k (k Householder reflections, applied in O(n k) per
+            # vector instead of O(n^2)); D fixes the signs so that V's first k columns are V_k
+            a, tau = torch.geqrf(Vh[:k].T.contiguous())
+            signs = torch.ones(n, dtype=torch.float64)
+            signs[:k] = torch.sign(torch.diagonal(a)[:k])
+            self._V, self._householder = None, (a, tau, signs)
+        else:
+            self._V, self._householder = torch.linalg.svd(matrix, full_matrices=True)[2].T, None  # (n, n), first k columns paired with s
 
     def _m(self, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         return t.to(dtype=like.dtype, device=like.device)
@@ -51,10 +60,17 @@ class DenseLinear(LinearOperator):
         return self._s
 
     def Vt(self, x):
-        return x.reshape(x.shape[0], -1) @ self._m(self._V, x)
+        flat = x.reshape(x.shape[0], -1)
+        if self._householder is None:
+            return flat @ self._m(self._V, x)
+        a, tau, signs = (self._m(t, x) for t in self._householder)
+        return torch.ormqr(a, tau, flat.T, left=True, transpose=True).T * signs
 
     def V(self, c):
-        return (c @ self._m(self._V, c).T).reshape(c.shape[0], *self.x_shape)
+        if self._householder is None:
+            return (c @ self._m(self._V, c).T).reshape(c.shape[0], *self.x_shape)
+        a, tau, signs = (self._m(t, c) for t in self._householder)
+        return torch.ormqr(a, tau, (c * signs).T, left=True, transpose=False).T.reshape(c.shape[0], *self.x_shape)
 
     def Ut(self, y):
         return y @ self._m(self._U, y)
