@@ -8,8 +8,11 @@ a data term plus the diffusion prior as a regulariser by denoising, whose gradie
 Jacobian of the network (score-distillation style). The time walks the prior's grid from noisy to
 clean, one Adam step per time, with the SNR weighting ``lambda_t = lam * sigma_t / alpha_t`` of the
 paper. Means are over the elements of each sample and sums over the batch, so items stay
-independent. ``mu`` starts from ``A^+ y`` (``init="pinv"``, linear operators), from prior noise
-(``init="noise"``) or from ``start`` (CCDF-style). Latent priors optimise the latent and measure
+independent. ``mu`` starts from ``A^+ y`` (``init="pinv"``, linear operators), from the
+Tikhonov-regularised inverse ``V diag(s / (s^2 + sigma_y^2)) U^T y`` (``init="tikhonov"``, the
+default for noisy y and an operator with an SVD: the pseudo-inverse of an ill-conditioned
+operator such as a blur amplifies the noise far beyond what 20-100 Adam steps undo), from prior
+noise (``init="noise"``) or from ``start`` (CCDF-style). Latent priors optimise the latent and measure
 ``A(decode(mu))``.
 """
 
@@ -44,11 +47,18 @@ class REDDiff:
         mode = self.init
         if mode == "auto":
             mode = "pinv" if getattr(operator, "linear", False) and getattr(prior, "latent", None) is None else "noise"
+            if mode == "pinv" and getattr(operator, "has_svd", False) and sigma_y_of(operator) > 0:
+                mode = "tikhonov"
         if mode == "pinv":
             return operator.A_pinv(y).reshape(like.shape).to(like) + 0 * like
+        if mode == "tikhonov":  # V diag(s / (s^2 + sigma_y^2)) U^T y: the pseudo-inverse without its noise blow-up
+            s = operator.singulars().to(like)
+            coef = torch.zeros_like(operator.Vt(like))
+            coef[:, : s.numel()] = operator.Ut(y).to(like) * s / (s * s + sigma_y_of(operator) ** 2)
+            return operator.V(coef).reshape(like.shape)
         if mode == "noise":
             return noise_like(like, generator)
-        raise DiffcoreError(f"init must be 'auto', 'pinv' or 'noise', got {self.init!r}")
+        raise DiffcoreError(f"init must be 'auto', 'pinv', 'tikhonov' or 'noise', got {self.init!r}")
 
     def __call__(self, prior, operator, y, *, steps, generator=None, start=None, t_start=None):
         sigma_y_of(operator)
