@@ -73,6 +73,63 @@ def gmm(dxs, dys, steps_list, problems, samples, solver_names, seed, threads, ou
     click.echo(text)
 
 
+@bench.command("images")
+@click.option("--prior", "prior_spec", required=True, metavar="SPEC", help="An image prior: zoo:digits, zoo:patches, zoo:phantoms (zoo:NAME:path=DIR for weights trained elsewhere).")
+@click.option("--operators", "operator_items", multiple=True, metavar="LIST", help="Rows: names of the prior's default operators or operator specs, comma-separated or repeated (default: all the prior's rows).")
+@click.option("--solvers", "solver_items", multiple=True, metavar="LIST", help="Columns: solver specs (default: ddrm ddnm+ pigdm dps red-diff projection).")
+@click.option("--steps", default=20, show_default=True, type=click.IntRange(min=1), help="Network calls per image, the same for every solver.")
+@click.option("--n", "n", default=8, show_default=True, type=click.IntRange(min=1), help="Held-out test images.")
+@click.option("--sigma-y", "sigma_y", default=0.05, show_default=True, type=float, help="Measurement noise of operators given as specs (the default rows carry their own).")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seeds the measurement noise (seed) and the solvers (seed + 1).")
+@click.option("--threads", type=int, default=1, show_default=True, help="torch threads.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Markdown document: this prior's section is replaced (or appended), the others are kept.")
+def images_command(prior_spec, operator_items, solver_items, steps, n, sigma_y, seed, threads, out) -> None:
+    """PSNR and SSIM of every solver on held-out images of a prior, next to the pseudo-inverse."""
+    import math
+    import shlex
+
+    import torch
+
+    from diff_inverse.bench import images as bench_images
+    from diffcore.errors import DiffcoreError
+
+    if not (math.isfinite(sigma_y) and sigma_y >= 0):
+        raise DiffcoreError(f"--sigma-y must be a finite number >= 0, got {sigma_y}")
+    if out.exists() and not out.is_file():
+        raise DiffcoreError(f"--out {str(out)!r} exists and is not a file")
+    if threads < 1:
+        raise DiffcoreError(f"--threads must be >= 1, got {threads}")
+    torch.set_num_threads(threads)
+
+    def progress(row, solver, cell):
+        what = cell if isinstance(cell, str) else f"PSNR {cell.mean_psnr:.2f} dB, SSIM {cell.mean_ssim:.3f}, {cell.seconds:.1f} s"
+        click.echo(f"{row} {solver}: {what}", err=True)
+
+    result = bench_images.run(
+        prior_spec,
+        operators=bench_images.split_items(operator_items) or None,
+        solvers=bench_images.split_items(solver_items) or None,
+        steps=steps,
+        seed=seed,
+        n=n,
+        sigma_y=sigma_y,
+        progress=progress,
+    )
+    args = ["--prior", bench_images._public_spec(prior_spec)]
+    if operator_items:
+        args += ["--operators", ",".join(r.row.key for r in result.rows), "--sigma-y", f"{sigma_y:g}"]
+    if solver_items:
+        args += ["--solvers", ",".join(result.solvers)]
+    args += ["--n", str(n), "--steps", str(steps), "--seed", str(seed), "--out", out.name if out.is_absolute() else str(out)]
+    result.command = "diffcore inverse bench images " + " ".join(shlex.quote(a) for a in args)
+    try:
+        bench_images.write(out, result)
+    except OSError as exc:
+        raise DiffcoreError(f"cannot write {str(out)!r}: {exc.strerror or exc}") from exc
+    click.echo(bench_images.markdown(result))
+    click.echo(f"wrote the {result.key} section of {out}", err=True)
+
+
 # -- solve ---------------------------------------------------------------------------------------
 class _NullCond:
     """A class-conditional prior used unconditionally: calls without ``cond`` get the null label."""

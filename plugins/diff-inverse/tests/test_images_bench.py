@@ -1,0 +1,219 @@
+"""``diff_inverse.bench.images`` and ``diffcore inverse bench images``: the table of PSNR and SSIM
+of the solvers next to the pseudo-inverse, the document of one section per prior, one-line errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from diff_inverse.bench import images as bench
+from diffcore.cli import cli
+
+pytest.importorskip("diffusers")
+
+
+def _zoo_digits_ready() -> bool:
+    try:
+        from diff_zoo.priors import is_trained, weights_folder
+    except ImportError:
+        return False
+    return is_trained(weights_folder("digits"))
+
+
+needs_digits = pytest.mark.skipif(not _zoo_digits_ready(), reason="needs diff-zoo with the shipped zoo:digits weights")
+
+
+def _has_zoo() -> bool:
+    try:
+        import diff_zoo  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+needs_zoo = pytest.mark.skipif(not _has_zoo(), reason="needs diff-zoo (its data and recipes)")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """Tiny random diffusers UNets standing in for priors that are not trained here: 3x32x32 and 1x64x64."""
+    from diffcore.testing import save_tiny_unet_pipeline
+
+    root = tmp_path_factory.mktemp("tiny")
+    return {
+        "rgb32": save_tiny_unet_pipeline(root / "rgb32", sample_size=32, channels=3),
+        "gray64": save_tiny_unet_pipeline(root / "gray64", sample_size=64, channels=1, block_out_channels=(8, 16)),
+        "rgb8": save_tiny_unet_pipeline(root / "rgb8", sample_size=8, channels=3),
+    }
+
+
+@pytest.fixture(scope="module")
+def digits_result():
+    return bench.run("zoo:digits", operators=["sr-x2", "inpaint-box"], solvers=["ddrm", "dps"], steps=10, seed=0, n=2)
+
+
+@needs_digits
+def test_digits_table_and_ddrm_beats_the_pseudo_inverse_on_sr(digits_result):
+    r = digits_result
+    assert r.key == "zoo:digits" and r.n == 2 and r.shape == (1, 16, 16) and r.steps == 10
+    assert [row.row.key for row in r.rows] == ["sr-x2", "inpaint-box"] and r.solvers == ["ddrm", "dps"]
+    sr = r.rows[0]
+    assert sr.row.spec == "sr:factor=2" and sr.row.sigma_y == 0.05
+    for row in r.rows:
+        assert row.pinv is not None and len(row.pinv.psnr) == 2
+        for s in r.solvers:
+            cell = row.cells[s]
+            assert isinstance(cell, bench.Scores) and cell.finite and len(cell.psnr) == len(cell.ssim) == 2
+            assert all(-1 <= v <= 1 for v in cell.ssim) and cell.seconds > 0
+    # measured: DDRM 27.8 dB / SSIM 0.89 against the pseudo-inverse's 22.0 dB / 0.84 (10 steps, 2 digits)
+    ddrm = sr.cells["ddrm"]
+    assert ddrm.mean_psnr > sr.pinv.mean_psnr + 3.0, (ddrm.mean_psnr, sr.pinv.mean_psnr)
+    assert ddrm.mean_ssim > sr.pinv.mean_ssim
+    assert sr.beats("ddrm", "psnr") is True
+
+    text = bench.markdown(r)
+    assert text.startswith("## zoo:digits\n")
+    assert "| operator | sigma_y | pseudo-inverse | ddrm | dps |" in text
+    assert "(`sr-x2`) | 0.05 |" in text and "(`inpaint-box`) | 0.05 |" in text
+    assert "**Summary:** in 4 (operator, solver) pairs" in text
+    for key, solver in r.losses("psnr"):  # every loss is marked in the table and listed under it
+        assert f"{solver} on `{key}`" in text and bench.LOSS in text
+
+
+@needs_zoo
+def test_test_sets_of_the_zoo_priors():
+    from diff_zoo import data
+
+    digits = bench.default_test_set("zoo:digits", 3, (1, 16, 16))
+    assert torch.equal(digits.images, data.digits().test.images(torch.arange(3)))
+    phantoms = bench.default_test_set("zoo:phantoms", 3, (1, 64, 64))
+    assert phantoms.images.shape == (3, 1, 64, 64) and phantoms.featured == 0 and phantoms.featured_name == "Shepp-Logan"
+    assert torch.equal(phantoms.images[0], data.held_out_images("phantoms")["shepp_logan"].float())
+    assert "Shepp-Logan" in phantoms.description
+    with pytest.raises(bench.DiffcoreError, match="no default test set"):
+        bench.default_test_set("gmm", 2, (1, 16, 16))
+    assert [r.key for r in bench.operator_rows("zoo:phantoms", (1, 64, 64))][:2] == ["ct-30", "ct-30-noiseless"]
+    assert "colorize" in [r.key for r in bench.operator_rows("zoo:patches", (3, 32, 32))]
+    assert "colorize" not in [r.key for r in bench.operator_rows("zoo:digits", (1, 16, 16))]  # one channel
+
+
+@needs_zoo
+def test_untrained_zoo_prior_by_name_with_tiny_weights(tiny):
+    """zoo:patches is not shipped yet: its default test set and rows work with any weights of its shape."""
+    from diff_zoo import data
+
+    spec = f"zoo:patches:path={str(tiny['rgb32'])!r}"
+    r = bench.run(spec, operators=["sr-x4", "colorize"], solvers=["ddrm", "projection"], steps=2, n=2)
+    assert r.key == "zoo:patches" and r.shape == (3, 32, 32) and "astronaut" in r.test_set
+    assert r.prior == "zoo:patches:path=DIR"  # no local folder in the published page
+    assert isinstance(r.rows[0].cells["ddrm"], bench.Scores) and r.rows[0].cells["projection"] == "assumes noiseless y"
+    assert r.rows[1].row.spec == "colorize"
+    text = bench.markdown(r)
+    assert str(tiny["rgb32"]) not in text and "projection (assumes noiseless y): `sr-x4`, `colorize`" in text
+    # the test crops are the patches data set's held-out ones
+    assert torch.equal(bench.default_test_set(spec, 2, (3, 32, 32)).images, data.build("patches", n_train=1).test.images(torch.arange(2)))
+
+
+@needs_zoo
+def test_phantoms_ct_skips_what_does_not_fit(tiny):
+    spec = f"zoo:phantoms:path={str(tiny['gray64'])!r}"
+    r = bench.run(spec, operators=["ct-30", "ct-30-noiseless"], solvers=["ddrm", "pigdm"], steps=2, n=2)
+    noisy, clean = r.rows
+    assert noisy.cells["ddrm"] == clean.cells["ddrm"] == "needs an SVD"
+    assert isinstance(noisy.cells["pigdm"], str) and "SVD" in noisy.cells["pigdm"]  # pigdm refuses noisy y without an SVD
+    assert isinstance(clean.cells["pigdm"], bench.Scores) and clean.pinv is not None
+    text = bench.markdown(r)
+    assert "### PSNR (dB) on Shepp-Logan alone" in text
+
+
+def test_any_image_prior_with_given_images(tiny):
+    spec = f"diffusers:path={str(tiny['rgb8'])!r}"
+    x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    r = bench.run(spec, images=x, solvers=["ddnm+", "red-diff"], steps=2)
+    assert [row.row.key for row in r.rows] == ["inpaint-box", "sr-x2", "deblur", "denoise", "colorize"]
+    assert all(isinstance(c, bench.Scores) for row in r.rows for c in row.cells.values())
+    # an operator spec measured with the given sigma_y unless the spec sets it
+    r = bench.run(spec, images=x, operators=["sr:factor=4", "denoise:sigma_y=0.3"], solvers=["ddrm"], steps=2, sigma_y=0.1)
+    assert [(row.row.key, row.row.sigma_y) for row in r.rows] == [("sr:factor=4", 0.1), ("denoise:sigma_y=0.3", 0.3)]
+    with pytest.raises(bench.DiffcoreError, match="no default test set"):
+        bench.run(spec, solvers=["ddrm"], steps=2)
+    with pytest.raises(bench.DiffcoreError, match="unknown operator 'sr-x3'"):
+        bench.run(spec, images=x, operators=["sr-x3"], solvers=["ddrm"], steps=2)
+    with pytest.raises(bench.DiffcoreError, match="images must be"):
+        bench.run(spec, images=x[:, :1], solvers=["ddrm"], steps=2)
+
+
+def test_split_items():
+    assert bench.split_items(["sr-x2,inpaint-box", "deblur"]) == ["sr-x2", "inpaint-box", "deblur"]
+    assert bench.split_items(["inpaint:box=(4,4,8,8),sr:factor=2,mode='bicubic' cs"]) == ["inpaint:box=(4,4,8,8)", "sr:factor=2,mode='bicubic'", "cs"]
+    assert bench.split_items([]) == []
+
+
+def _section_keys(text):
+    return [line.split()[3] for line in text.splitlines() if line.startswith("<!-- bench-images begin")]
+
+
+def test_document_replaces_its_section_and_keeps_the_others(tiny):
+    x = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    spec = f"diffusers:path={str(tiny['rgb8'])!r}"
+    a = bench.run(spec, images=x, operators=["denoise"], solvers=["ddrm"], steps=2)
+    b = bench.run(spec, images=x, operators=["sr-x2"], solvers=["ddrm"], steps=2)
+    b.key = "other"
+    text = bench.update_document(None, a)
+    assert text.startswith(bench.TITLE) and _section_keys(text) == ["diffusers"]
+    text = bench.update_document(text, b)
+    assert _section_keys(text) == ["diffusers", "other"]
+    a2 = bench.run(spec, images=x, operators=["deblur"], solvers=["ddrm"], steps=2)
+    new = bench.update_document(text, a2)
+    assert _section_keys(new) == ["diffusers", "other"] and "`deblur`" in new and "(`denoise`)" not in new
+    assert new.split("<!-- bench-images begin other -->")[1] == text.split("<!-- bench-images begin other -->")[1]
+    assert bench.update_document(new, a2) == new  # idempotent
+
+
+def _bench(args, out):
+    return CliRunner().invoke(cli, ["inverse", "bench", "images", *args, "--out", str(out)])
+
+
+@needs_digits
+def test_cli_writes_the_document_atomically(tmp_path, tiny):
+    out = tmp_path / "doc.md"
+    res = _bench(["--prior", "zoo:digits", "--operators", "sr-x2", "--solvers", "ddrm", "--steps", "5", "--n", "2"], out)
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["doc.md"]  # no temporary file left behind
+    text = out.read_text()
+    assert text.startswith(bench.TITLE) and _section_keys(text) == ["zoo:digits"]
+    assert "Rerun: `diffcore inverse bench images --prior zoo:digits --operators sr-x2 --sigma-y 0.05 --solvers ddrm --n 2 --steps 5" in text
+    assert str(tmp_path) not in text
+    # a second prior adds its section; the first one is kept as it was
+    spec = f"zoo:patches:path={str(tiny['rgb32'])!r}"
+    res = _bench(["--prior", spec, "--operators", "sr-x4", "--solvers", "ddrm", "--steps", "2", "--n", "1"], out)
+    assert res.exit_code == 0, res.output
+    both = out.read_text()
+    assert _section_keys(both) == ["zoo:digits", "zoo:patches"] and str(tiny["rgb32"]) not in both
+    assert both.split("<!-- bench-images end zoo:digits -->")[0] == text.split("<!-- bench-images end zoo:digits -->")[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["doc.md"]
+
+
+BAD = [
+    ("operator", ["--prior", "zoo:patches:path={rgb32}", "--operators", "sr-x2,nosuch"], "unknown operator 'nosuch'"),
+    ("prior", ["--prior", "zoo:nosuch"], "prior"),
+    ("solver", ["--prior", "zoo:patches:path={rgb32}", "--solvers", "ddrm,nosuch"], "unknown solver"),
+    ("sigma", ["--prior", "zoo:patches:path={rgb32}", "--sigma-y", "-1"], "sigma-y"),
+    ("option", ["--prior", "zoo:patches:path={rgb32}", "--operators", "sr:factr=2"], "factr"),
+    ("no-test-set", ["--prior", "diffusers:path={rgb32}"], "no default test set"),
+]
+
+
+@needs_zoo
+@pytest.mark.parametrize(("case", "args", "says"), BAD, ids=[b[0] for b in BAD])
+def test_cli_bad_input_is_one_line_exit_2_and_leaves_the_document(tmp_path, tiny, case, args, says):
+    out = tmp_path / "doc.md"
+    out.write_text("kept\n")
+    args = [a.replace("{rgb32}", repr(str(tiny["rgb32"]))) for a in args]
+    res = _bench([*args, "--steps", "1", "--n", "1"], out)
+    assert res.exit_code == 2, res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    assert says in lines[0]
+    assert out.read_text() == "kept\n" and sorted(p.name for p in tmp_path.iterdir()) == ["doc.md"]
