@@ -86,6 +86,7 @@ class MCGdiff:
             var = (s_t**2 - (a_t / a_r) ** 2 * s_r**2) * s_r**2 / s_t**2
             c2 = self.eta**2 * var.clamp_min(0)
             mu = operator.Vt(a_r * pred.x0 + torch.sqrt((s_r**2 - c2).clamp_min(0)) * pred.eps)
+            del pred, x  # full-size (N * particles) tensors: free them before the next ones are made
             last_exact = float(s_r) == 0 and sigma_y == 0
             if last_exact:
                 v = None
@@ -94,7 +95,7 @@ class MCGdiff:
                 v = s_r**2 + a_r**2 * eta2
                 log_z = _log_normal(a_r * yb, mu[:, :k], c2 + v)
             anc = self._resample((log_w + log_z - log_g).reshape(F, P), generator)
-            rows = (anc + torch.arange(F, device=x.device)[:, None] * P).reshape(-1)
+            rows = (anc + torch.arange(F, device=mu.device)[:, None] * P).reshape(-1)
             mu, ybr = mu[rows], yb[rows]
             n = noise_like(mu, generator)
             out = mu + c2.sqrt() * n
@@ -103,10 +104,12 @@ class MCGdiff:
             else:
                 den = c2 + v
                 out[:, :k] = (mu[:, :k] * v + a_r * ybr * c2) / den + torch.sqrt(c2 * v / den) * n[:, :k]
+            del mu, n
             x = operator.V(out)
             log_w = torch.zeros_like(log_w)
             if float(s_r) > 0:
                 log_g = _log_normal(a_r * yb, out[:, :k], v)
+            del out
         cloud = x.reshape(F, P, *x.shape[1:])
         pick = torch.stack([torch.randperm(P, generator=generator, device=generator.device if generator is not None else "cpu")[:D] for _ in range(F)]).to(x.device)
         chosen = torch.gather(cloud, 1, pick.reshape(F, D, *([1] * (x.ndim - 1))).expand(F, D, *x.shape[1:]))

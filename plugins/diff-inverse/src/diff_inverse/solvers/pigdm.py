@@ -40,8 +40,9 @@ class PiGDM:
         if getattr(operator, "has_svd", False):
             s = operator.singulars().to(x0)
             k = s.numel()
-            rho = operator.Ut(y) - s * operator.Vt(x0)[:, :k]
-            c = torch.zeros_like(operator.Vt(x0))
+            vt = operator.Vt(x0)
+            rho = operator.Ut(y) - s * vt[:, :k]
+            c = torch.zeros_like(vt)
             c[:, :k] = s / (r2 * s * s + sigma_y**2) * rho
             return operator.V(c)
         if sigma_y > 0:
