@@ -95,7 +95,7 @@ def render_card(
             + f") x batch {record['batch_size']}, seed {record['seed']}, {record['train_time_s']:.0f} s of training "
             f"({record.get('iterations_per_s')} it/s) on {record['device_name']}"
             + (f" with {record['amp']} autocast" if record.get("amp") else ""),
-            f"- note: {record['note']}" if record.get("note") else "",
+            *([f"- note: {record['note']}"] if record.get("note") else []),
             f"- final training loss (mean of the last {record['final_loss_steps']} steps): {record['final_loss']:.4f}",
             f"- torch {record['torch_version']}, diffusers {record['diffusers_version']}",
             f"- retrain: `diffcore zoo train {recipe.name} --out DIR --seed {record['seed']} --iterations {record['iterations']} --batch-size {record['batch_size']}`",
