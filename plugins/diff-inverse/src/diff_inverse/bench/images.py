@@ -584,7 +584,7 @@ Rerun a section (it replaces the section of the same prior and keeps the others)
 ```bash
 diffcore inverse bench images --prior zoo:digits --n 8 --steps 20 --out docs/inverse-images.md
 diffcore inverse bench images --prior zoo:patches --out docs/inverse-images.md
-diffcore inverse bench images --prior zoo:phantoms --out docs/inverse-images.md
+diffcore inverse bench images --prior zoo:phantoms --out docs/inverse-images.md   # once zoo:phantoms ships
 ```
 
 The code is `diff_inverse.bench.images` (plugins/diff-inverse); `--operators` and `--solvers`

@@ -32,18 +32,21 @@ class DenseLinear(LinearOperator):
             raise ShapeError(f"x_shape {x_shape} has {torch.Size(x_shape).numel()} elements; the matrix has {n} columns")
         super().__init__(x_shape, (m,), sigma_y)
         self.matrix = matrix
-        U, s, Vh = torch.linalg.svd(matrix, full_matrices=False)
+        few_rows = 4 * m <= n  # V through Householder reflections; otherwise the full (n, n) V
+        U, s, Vh = torch.linalg.svd(matrix, full_matrices=not few_rows)
         k = int((s > rcond * s.max()).sum()) if s.numel() else 0
         self._U, self._s = U[:, :k], s[:k]
-        if 0 < k and 4 * k <= n:
-            # few rows: V = Q D from the QR of V_k (k Householder reflections, applied in O(n k) per
-            # vector instead of O(n^2)); D fixes the signs so that V's first k columns are V_k
+        if few_rows and k > 0:
+            # V = Q D from the QR of V_k (k Householder reflections, applied in O(n k) per vector
+            # instead of O(n^2)); D fixes the signs so that V's first k columns are V_k
             a, tau = torch.geqrf(Vh[:k].T.contiguous())
             signs = torch.ones(n, dtype=torch.float64)
             signs[:k] = torch.sign(torch.diagonal(a)[:k])
             self._V, self._householder = None, (a, tau, signs)
         else:
-            self._V, self._householder = torch.linalg.svd(matrix, full_matrices=True)[2].T, None  # (n, n), first k columns paired with s
+            if few_rows:  # k == 0: a zero matrix, any orthonormal basis
+                Vh = torch.eye(n, dtype=torch.float64)
+            self._V, self._householder = Vh.T, None  # (n, n), first k columns paired with s
 
     def _m(self, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         return t.to(dtype=like.dtype, device=like.device)
