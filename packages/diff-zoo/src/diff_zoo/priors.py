@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
+
 from diff_zoo.recipes import get_recipe
 from diffcore.errors import DiffcoreError
 
@@ -38,7 +40,8 @@ def load(name: str, path=None, device=None, dtype=None, clip_x0: bool | None = N
 
     The prior is a :class:`diffcore.adapters.diffusers_prior.DiffusersUNetPrior`; class-conditional
     ones also carry ``class_names`` and ``null_label`` (the label that means "no class", for
-    :class:`diffcore.priors.Guided`).
+    :class:`diffcore.priors.Guided`). On the CPU the network runs in channels-last layout
+    (about 1.5x faster for these small UNets; the same values up to float rounding).
     """
     recipe = get_recipe(name)
     folder = Path(path) if path is not None else weights_folder(recipe.name)
@@ -50,7 +53,8 @@ def load(name: str, path=None, device=None, dtype=None, clip_x0: bool | None = N
         )
     from diffcore.adapters.diffusers_prior import load_unet_prior
 
-    prior = load_unet_prior(folder, device=device, dtype=dtype, clip_x0=clip_x0)
+    on_cpu = device is None or torch.device(device).type == "cpu"
+    prior = load_unet_prior(folder, device=device, dtype=dtype, clip_x0=clip_x0, channels_last=on_cpu)
     prior.name = f"zoo:{recipe.name}"
     record = read_record(folder) or {}
     if recipe.n_classes:

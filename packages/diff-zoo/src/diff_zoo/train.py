@@ -64,6 +64,26 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
     return 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def training_target(prediction_type: str, x0: torch.Tensor, eps: torch.Tensor, alpha_bar: torch.Tensor) -> torch.Tensor:
+    """What the network learns to output for ``x_t = sqrt(abar) x0 + sqrt(1 - abar) eps``.
+
+    ``epsilon``: the noise (Ho et al. 2020); ``v_prediction``: ``sqrt(abar) eps - sqrt(1 - abar) x0``
+    (Salimans & Ho 2022), which weights the x0 error by ``1 + SNR`` instead of ``SNR`` and so
+    learns the high-noise levels (global layout) better; ``sample``: x0 itself.
+
+    >>> one = torch.ones(1)
+    >>> round(training_target("v_prediction", one, 0 * one, torch.tensor(0.25)).item(), 4)
+    -0.866
+    """
+    if prediction_type == "epsilon":
+        return eps
+    if prediction_type == "v_prediction":
+        return alpha_bar.sqrt() * eps - (1 - alpha_bar).sqrt() * x0
+    if prediction_type == "sample":
+        return x0
+    raise DiffcoreError(f"unsupported prediction_type {prediction_type!r}; expected epsilon, v_prediction or sample")
+
+
 def ema_decay(step: int, decay: float) -> float:
     """EMA decay after ``step`` updates, warmed up as ``min(decay, (1 + n) / (10 + n))``."""
     return min(decay, (1 + step) / (10 + step))
@@ -200,7 +220,8 @@ def train(
         seed: initialisation, batches, noise, flips and label dropout all follow it.
         iterations, batch_size: override the budget.
         max_minutes: cut the iteration count so that training fits (see the module docstring).
-        amp: bf16 autocast on CUDA (ignored on the CPU, which trains in float32).
+        amp: bf16 autocast on CUDA, and on the CPU where the recipe says ``cpu_autocast``
+            (otherwise the CPU trains in float32).
         on_ready: called with no arguments once the data and the model are built, just before
             the first step (:mod:`diff_zoo.train_all` uses it to start parallel runs together).
     """
@@ -240,8 +261,8 @@ def train(
     alphas_cumprod = DDIMScheduler(**recipe.schedule.scheduler_config()).alphas_cumprod.to(device)
     T = recipe.schedule.num_train_timesteps
     g = torch.Generator(device=device).manual_seed(seed)
-    use_amp = amp and device.type == "cuda"
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else contextlib.nullcontext()
+    use_amp = amp and (device.type == "cuda" or (device.type == "cpu" and recipe.cpu_autocast))
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if use_amp else contextlib.nullcontext()
 
     total = planned
     budget_end = None if max_minutes is None else wall_start + max_minutes * 60 - 5.0  # a few seconds to save
@@ -294,7 +315,7 @@ def train(
 
             with autocast:
                 pred = unet(x_t, t, class_labels=y, return_dict=False)[0]
-            loss = F.mse_loss(pred.float(), eps)
+            loss = F.mse_loss(pred.float(), training_target(recipe.schedule.prediction_type, x0, eps, ab))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if recipe.grad_clip:

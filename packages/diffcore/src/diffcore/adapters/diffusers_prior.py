@@ -199,6 +199,10 @@ class DiffusersUNetPrior:
         clip_x0: clamp ``x0`` to ``±clip_sample_range`` (eps stays the network's). ``None``
             follows the config: ``clip_sample``, or dynamic ``thresholding``; absent keys mean
             no clipping (schedulers such as PNDM or Euler do not clip).
+        channels_last: run the network's convolutions in channels-last memory format (about 1.5x
+            faster for the zoo's small UNets on a CPU; the values agree with the default layout
+            up to float rounding, so off by default: with it off, samples match diffusers'
+            pipelines to 1e-5). Inputs and outputs stay in the usual layout.
 
     ``predict`` takes ``x_t`` of shape (N, C, H, W) (any H, W the network accepts; the
     trained size is ``sample_shape``) and ``t`` in [0, 1] as a float, 0-d or (N,) tensor.
@@ -209,7 +213,7 @@ class DiffusersUNetPrior:
     latent = None
     name = "diffusers"
 
-    def __init__(self, unet, scheduler_config, device=None, dtype=None, clip_x0: bool | None = None):
+    def __init__(self, unet, scheduler_config, device=None, dtype=None, clip_x0: bool | None = None, channels_last: bool = False):
         config = _config_dict(scheduler_config)
         self.scheduler_config = config
         self.schedule = schedule_from_config(config)
@@ -235,6 +239,9 @@ class DiffusersUNetPrior:
         self.unet = unet.eval().requires_grad_(False)
         param = next(unet.parameters())
         self.device, self.dtype = param.device, param.dtype
+        self.channels_last = bool(channels_last)
+        if self.channels_last:
+            self.unet = self.unet.to(memory_format=torch.channels_last)
         ucfg = unet.config
         size = ucfg.sample_size
         size = (int(size), int(size)) if isinstance(size, int) else tuple(int(s) for s in size)
@@ -288,6 +295,9 @@ class DiffusersUNetPrior:
             if cond is None or cond.labels is None:
                 raise DiffcoreError("this UNet is class-conditional: pass cond=Cond(labels=...) with class indices")
             labels = _first(torch.as_tensor(cond.labels, device=x.device), x.shape[0], "cond.labels", 1)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+            return self.unet(x, timestep, class_labels=labels, return_dict=False)[0].contiguous()
         return self.unet(x, timestep, class_labels=labels, return_dict=False)[0]
 
     def _check_x(self, x_t):
@@ -343,7 +353,9 @@ def find_scheduler_config(folder: Path, subfolder: str | None = None) -> dict:
     raise CheckpointError(f"{folder} has no scheduler config (looked for scheduler/scheduler_config.json and scheduler_config.json)")
 
 
-def load_unet_prior(path, subfolder: str | None = None, device=None, dtype=None, trust_pickle: bool = False, clip_x0: bool | None = None) -> DiffusersUNetPrior:
+def load_unet_prior(
+    path, subfolder: str | None = None, device=None, dtype=None, trust_pickle: bool = False, clip_x0: bool | None = None, channels_last: bool = False
+) -> DiffusersUNetPrior:
     """Load a :class:`DiffusersUNetPrior` from a local folder or a Hugging Face Hub id.
 
     The folder is either what ``DDPMPipeline``/``DDIMPipeline.save_pretrained`` writes
@@ -371,4 +383,4 @@ def load_unet_prior(path, subfolder: str | None = None, device=None, dtype=None,
     except ImportError as exc:
         raise ImportError('the diffusers prior needs diffusers: pip install "diffcore[diffusers]"') from exc
     unet = from_pretrained(UNet2DModel, folder, subfolder=subfolder, trust_pickle=trust_pickle)
-    return DiffusersUNetPrior(unet, scheduler_config, device=device, dtype=dtype, clip_x0=clip_x0)
+    return DiffusersUNetPrior(unet, scheduler_config, device=device, dtype=dtype, clip_x0=clip_x0, channels_last=channels_last)
