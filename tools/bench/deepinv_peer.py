@@ -361,7 +361,9 @@ def run_images(results: Results, steps_list, *, images: int, seed: int = 0, oper
         for steps in steps_list:
             cell = ("images", label, steps)
             results.add(cell, "pseudo-inverse", score(op.A_pinv(y)), 0.0)
-            deepinv_options = {"eta": 1.0, "zeta": 0.5, "etaA": 0.85, "etaB": 1.0}  # our defaults
+            from diff_inverse.solvers.dps import DPS
+
+            deepinv_options = {"eta": 1.0, "zeta": DPS().zeta_at(steps), "etaA": 0.85, "etaB": 1.0}  # our defaults
             _solve_all(results, cell, prior, op, y, steps=steps, seed=seed * 7919 + steps, scale=1.0, options={}, score=score, deepinv_options=deepinv_options)
             progress(f"images {label} steps={steps} done")
 

@@ -52,7 +52,9 @@ def test_a_trained_folder_loads_as_a_zoo_prior_and_as_a_diffusers_prior(trained_
     t = torch.tensor(0.5)
     xt = torch.randn(2, 1, 16, 16, generator=torch.Generator().manual_seed(1))
     cond = diffcore.Cond(labels=labels)
-    assert torch.equal(prior.predict(xt, t, cond).eps, same.predict(xt, t, cond).eps)
+    # the zoo loads the network channels-last on the CPU, the plain diffusers prior does not: same values up to rounding
+    assert prior.channels_last and not same.channels_last
+    assert torch.allclose(prior.predict(xt, t, cond).eps, same.predict(xt, t, cond).eps, rtol=0, atol=1e-5)
 
 
 def test_training_is_deterministic_for_a_seed_on_the_cpu(tmp_path, trained_digits, tiny_recipe):
@@ -100,7 +102,8 @@ def test_the_shipped_architectures_fit_the_size_limits():
 def test_a_time_budget_cuts_the_iteration_count(tmp_path, tiny_recipe):
     recipe = dataclasses.replace(tiny_recipe("digits"), warmup=60)
     record = train(recipe, tmp_path / "cut", iterations=100000, batch_size=2, max_minutes=0.02, progress=False)
-    assert record["iterations_planned"] == 100000 and 50 < record["iterations"] < 100000
+    # how many steps fit in 1.2 s depends on the machine's load (41 to several hundred seen): only the cut is asserted
+    assert record["iterations_planned"] == 100000 and 10 < record["iterations"] < 100000
 
 
 def test_out_must_not_be_some_other_folder(tmp_path, tiny_recipe):
@@ -124,3 +127,28 @@ def test_learning_rate_and_ema_schedules():
     assert lr_factor(55, 100, 10, "cosine") == pytest.approx(0.5)
     assert lr_factor(99, 100, 10, "constant") == 1.0
     assert ema_decay(0, 0.999) == pytest.approx(0.1) and ema_decay(10**6, 0.999) == 0.999
+
+
+def test_v_prediction_with_cpu_autocast_trains_and_loads_as_v(tmp_path, tiny_recipe):
+    """The phantoms recipe's settings: v-prediction targets and bf16 autocast on the CPU, recorded and loaded back."""
+    from diff_zoo.recipes import NoiseSchedule
+    from diff_zoo.train import training_target
+
+    recipe = dataclasses.replace(tiny_recipe("phantoms"), schedule=NoiseSchedule(prediction_type="v_prediction"), cpu_autocast=True)
+    record = train(recipe, tmp_path / "v", iterations=2, batch_size=2, progress=False)
+    assert record["amp"] == "bf16" and record["recipe"]["schedule"]["prediction_type"] == "v_prediction"
+    prior = diffcore.create("prior", "zoo:phantoms", path=tmp_path / "v")
+    assert prior.prediction_type == "v_prediction" and prior.channels_last  # zoo priors run channels-last on the CPU
+    plain = train(dataclasses.replace(tiny_recipe("phantoms"), cpu_autocast=False), tmp_path / "eps", iterations=1, batch_size=2, progress=False)
+    assert plain["amp"] is None  # float32 on the CPU unless the recipe asks
+    # the targets: x_t = sqrt(ab) x0 + sqrt(1 - ab) eps; v = sqrt(ab) eps - sqrt(1 - ab) x0, and x0 = sqrt(ab) x_t - sqrt(1 - ab) v
+    g = torch.Generator().manual_seed(0)
+    x0, eps, ab = torch.randn(3, 4, generator=g), torch.randn(3, 4, generator=g), torch.rand(3, 1, generator=g)
+    x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * eps
+    v = training_target("v_prediction", x0, eps, ab)
+    assert torch.allclose(ab.sqrt() * x_t - (1 - ab).sqrt() * v, x0, atol=1e-6)
+    assert torch.equal(training_target("epsilon", x0, eps, ab), eps) and torch.equal(training_target("sample", x0, eps, ab), x0)
+    with pytest.raises(DiffcoreError, match="prediction_type"):
+        training_target("score", x0, eps, ab)
+    with pytest.raises(DiffcoreError, match="prediction_type"):
+        dataclasses.replace(recipe, schedule=NoiseSchedule(prediction_type="score"))

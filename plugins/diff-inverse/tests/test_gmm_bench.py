@@ -85,3 +85,19 @@ def test_cli_bench_gmm(tmp_path):
     assert res.exit_code == 0, res.output
     text = out.read_text()
     assert "| d_x | d_y | ddrm 20 | mcgdiff 20 | prior | floor |" in text and "Seconds per 1000 samples" in text
+
+
+def test_block_protocol_shares_the_mixture_within_a_block():
+    """weights="block" (the authors' script): one weight vector per (d_x, steps) block, new problems per step count."""
+    shared = gmm.mixture(8, gmm.block_generator(8, 20, 0))
+    again = gmm.mixture(8, gmm.block_generator(8, 20, 0))
+    other = gmm.mixture(8, gmm.block_generator(8, 100, 0))
+    assert torch.equal(shared.weights, again.weights) and not torch.equal(shared.weights, other.weights)
+    p1 = gmm.make_problem(8, 2, torch.Generator().manual_seed(1), shared)
+    p2 = gmm.make_problem(8, 2, torch.Generator().manual_seed(2), shared)
+    assert p1.prior is p2.prior and not torch.equal(p1.matrix, p2.matrix)
+    d_block, _ = gmm.run_cell(8, 1, 20, problems=2, samples=100, solvers=("ddrm",), weights="block")
+    d_problem, _ = gmm.run_cell(8, 1, 20, problems=2, samples=100, solvers=("ddrm",))
+    assert len(d_block["ddrm"]) == 2 and d_block["prior"] != d_problem["prior"]
+    with pytest.raises(ValueError, match="weights"):
+        gmm.run_cell(8, 1, 20, problems=1, samples=10, solvers=("ddrm",), weights="cell")

@@ -81,6 +81,24 @@ def test_digits_table_and_ddrm_beats_the_pseudo_inverse_on_sr(digits_result):
         assert f"{solver} on `{key}`" in text and bench.LOSS in text
 
 
+@needs_digits
+def test_mean_of_posterior_samples_is_scored_next_to_one_sample():
+    """--samples K: one batched solve of K copies per image; the first sample and the mean of the K are scored."""
+    r = bench.run("zoo:digits", operators=["denoise-0.2"], solvers=["ddrm"], steps=10, seed=0, n=2, samples=6)
+    row = r.rows[0]
+    one, mean = row.cells["ddrm"], row.means["ddrm"]
+    assert r.samples == 6 and len(one.psnr) == len(mean.psnr) == 2 and one.seconds == mean.seconds > 0
+    # averaging posterior samples lowers the squared error (it estimates the posterior mean); averaging
+    # over the wrong axis (across images) would not
+    assert mean.mean_psnr > one.mean_psnr + 0.5, (mean.mean_psnr, one.mean_psnr)
+    assert row.beats("ddrm", "psnr", "mean") is True
+    text = bench.markdown(r)
+    assert "### PSNR (dB) of the mean of 6 posterior samples" in text and "with the mean of 6 samples, on PSNR in 1" in text
+    assert "Seconds per batch of N images x 6 samples" in text
+    with pytest.raises(bench.DiffcoreError, match="samples"):
+        bench.run("zoo:digits", operators=["denoise"], solvers=["ddrm"], steps=2, n=1, samples=0)
+
+
 @needs_zoo
 def test_test_sets_of_the_zoo_priors():
     from diff_zoo import data

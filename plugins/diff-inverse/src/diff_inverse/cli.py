@@ -38,9 +38,16 @@ def bench() -> None:
 @click.option("--samples", type=int, default=2000, show_default=True)
 @click.option("--solvers", "solver_names", multiple=True, help="Solvers to run (default: mcgdiff ddrm dps ddnm+ pigdm red-diff).")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--weights",
+    type=click.Choice(["problem", "block"]),
+    default="problem",
+    show_default=True,
+    help="Mixture weights drawn per problem, or once per (d_x, steps) block as the authors' script does.",
+)
 @click.option("--threads", type=int, default=1, show_default=True, help="torch threads (the reference figures use 1).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Markdown file to write; the plot goes next to it (.png).")
-def gmm(dxs, dys, steps_list, problems, samples, solver_names, seed, threads, out) -> None:
+def gmm(dxs, dys, steps_list, problems, samples, solver_names, seed, weights, threads, out) -> None:
     """The Gaussian-mixture benchmark of Cardoso et al. (2024): SW to the exact posterior."""
     import torch
 
@@ -59,8 +66,8 @@ def gmm(dxs, dys, steps_list, problems, samples, solver_names, seed, threads, ou
     def progress(d_x, d_y, steps):
         click.echo(f"done d_x={d_x} d_y={d_y} steps={steps}", err=True)
 
-    results = bench_gmm.run(dxs, dys, steps_list, problems=problems, samples=samples, solvers=solvers, seed=seed, progress=progress)
-    text = bench_gmm.markdown(results, solvers, problems=problems, samples=samples)
+    results = bench_gmm.run(dxs, dys, steps_list, problems=problems, samples=samples, solvers=solvers, seed=seed, weights=weights, progress=progress)
+    text = bench_gmm.markdown(results, solvers, problems=problems, samples=samples, weights=weights)
     png = out.with_suffix(".png")
     tmp_png = png.with_name(png.name + ".part.png")
     if bench_gmm.plot(results, solvers, tmp_png):
@@ -81,9 +88,10 @@ def gmm(dxs, dys, steps_list, problems, samples, solver_names, seed, threads, ou
 @click.option("--n", "n", default=8, show_default=True, type=click.IntRange(min=1), help="Held-out test images.")
 @click.option("--sigma-y", "sigma_y", default=0.05, show_default=True, type=float, help="Measurement noise of operators given as specs (the default rows carry their own).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seeds the measurement noise (seed) and the solvers (seed + 1).")
+@click.option("--samples", default=1, show_default=True, type=click.IntRange(min=1), help="Posterior samples per image; above 1 the tables also score their mean (the posterior-mean estimate).")
 @click.option("--threads", type=int, default=1, show_default=True, help="torch threads.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Markdown document: this prior's section is replaced (or appended), the others are kept.")
-def images_command(prior_spec, operator_items, solver_items, steps, n, sigma_y, seed, threads, out) -> None:
+def images_command(prior_spec, operator_items, solver_items, steps, n, sigma_y, seed, samples, threads, out) -> None:
     """PSNR and SSIM of every solver on held-out images of a prior, next to the pseudo-inverse."""
     import math
     import shlex
@@ -113,6 +121,7 @@ def images_command(prior_spec, operator_items, solver_items, steps, n, sigma_y, 
         seed=seed,
         n=n,
         sigma_y=sigma_y,
+        samples=samples,
         progress=progress,
     )
     args = ["--prior", bench_images._public_spec(prior_spec)]
@@ -120,7 +129,7 @@ def images_command(prior_spec, operator_items, solver_items, steps, n, sigma_y, 
         args += ["--operators", ",".join(r.row.key for r in result.rows), "--sigma-y", f"{sigma_y:g}"]
     if solver_items:
         args += ["--solvers", ",".join(result.solvers)]
-    args += ["--n", str(n), "--steps", str(steps), "--seed", str(seed), "--out", out.name if out.is_absolute() else str(out)]
+    args += ["--n", str(n), "--steps", str(steps), "--seed", str(seed)] + (["--samples", str(samples)] if samples > 1 else []) + ["--out", out.name if out.is_absolute() else str(out)]
     result.command = "diffcore inverse bench images " + " ".join(shlex.quote(a) for a in args)
     try:
         bench_images.write(out, result)

@@ -11,6 +11,13 @@ Setup, as the authors' script does it (see docs/inverse-gmm.md):
   ``eta = 0.6`` at 20 steps, ``0.85`` at 100;
 - metric: sliced Wasserstein (100 directions) against exact posterior samples; "floor" between two
   exact sample sets, "prior" from prior samples.
+
+``weights`` chooses how the mixture weights are drawn: ``problem`` (default) draws new weights
+for every problem, so a cell averages over weight draws too; ``block`` is what the authors'
+script does: one weight vector per (d_x, steps) block, shared by the problems of its cells, and
+different problems for 20 and 100 steps. With ``block`` a cell's mean depends strongly on its one
+weight draw (docs/inverse-gmm.md measures how much), so cells of two runs compare only through
+their prior column.
 """
 
 from __future__ import annotations
@@ -74,10 +81,10 @@ def solver_options(name: str, steps: int, samples: int) -> dict:
     if name == "mcgdiff":
         p = min(1000, samples)
         return {"particles": p, "draws": p, "eta": eta}
-    if name == "ddrm":
-        return {"etaA": 0.85, "etaB": 1.0}
-    if name == "dps":
-        return {"zeta": 0.1, "eta": eta}
+    if name == "ddrm":  # the script passes etaC = 1 (fresh noise in the null space)
+        return {"etaA": 0.85, "etaB": 1.0, "etaC": 1.0}
+    if name == "dps":  # the script's step: DDPM posterior mean plus eta times its noise
+        return {"zeta": 0.1, "eta": eta, "step": "ddpm"}
     if name in ("ddnm", "ddnm+"):
         return {"eta": eta}
     if name == "red-diff":  # Adam's steps are in data units: this mixture spans +-16, not [-1, 1]
@@ -101,8 +108,17 @@ def mixture(d_x: int, generator: torch.Generator) -> GaussianMixturePrior:
     return GaussianMixturePrior(means, weights, schedule=authors_schedule())
 
 
-def make_problem(d_x: int, d_y: int, generator: torch.Generator) -> Problem:
-    prior = mixture(d_x, generator)
+WEIGHTS = ("problem", "block")
+
+
+def block_generator(d_x: int, steps: int, seed: int) -> torch.Generator:
+    """The generator of a block's shared mixture (``weights="block"``)."""
+    return torch.Generator().manual_seed(seed * 100_003 + 50_021 * d_x + 7_919 * steps + 1)
+
+
+def make_problem(d_x: int, d_y: int, generator: torch.Generator, prior: GaussianMixturePrior | None = None) -> Problem:
+    """A random operator, x* and y; the mixture too unless ``prior`` is given (a block's shared one)."""
+    prior = prior if prior is not None else mixture(d_x, generator)
     a0 = torch.randn(d_y, d_x, generator=generator, dtype=torch.float64)
     u, _, vh = torch.linalg.svd(a0, full_matrices=False)
     s = torch.rand(d_y, generator=generator, dtype=torch.float64).sort(descending=True).values
@@ -113,16 +129,25 @@ def make_problem(d_x: int, d_y: int, generator: torch.Generator) -> Problem:
     return Problem(prior, matrix, sigma_y, y, prior.posterior(matrix, y[0], sigma_y))
 
 
-def run_cell(d_x: int, d_y: int, steps: int, *, problems: int, samples: int, solvers=DEFAULT_SOLVERS, seed: int = 0, n_dirs: int = 100, dtype=torch.float64):
-    """SW distances per solver (and ``prior``, ``floor``) over ``problems`` random problems, and seconds per call."""
+def run_cell(d_x: int, d_y: int, steps: int, *, problems: int, samples: int, solvers=DEFAULT_SOLVERS, seed: int = 0, n_dirs: int = 100, dtype=torch.float64, weights: str = "problem"):
+    """SW distances per solver (and ``prior``, ``floor``) over ``problems`` random problems, and seconds per call.
+
+    ``weights="problem"``: every problem draws its mixture, and the problems do not depend on
+    ``steps``; ``"block"``: the problems share the mixture of the (d_x, steps) block and differ
+    between step counts (the authors' protocol).
+    """
     from diff_inverse import solve
     from diff_inverse.operators import DenseLinear
 
+    if weights not in WEIGHTS:
+        raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
+    shared = mixture(d_x, block_generator(d_x, steps, seed)) if weights == "block" else None
     dist = {name: [] for name in (*solvers, "prior", "floor")}
     secs = {name: [] for name in solvers}
     for p in range(problems):
-        g = torch.Generator().manual_seed(seed * 100_003 + 1000 * d_x + 10 * d_y + p)
-        prob = make_problem(d_x, d_y, g)
+        base = seed * 100_003 + 1000 * d_x + 10 * d_y + p
+        g = torch.Generator().manual_seed(base if shared is None else base + 7_919 * steps)
+        prob = make_problem(d_x, d_y, g, shared)
         ref = prob.posterior.sample(samples, generator=g, dtype=torch.float64)
 
         def sw(x, ref=ref, p=p):  # the same directions for every sample set of a problem
@@ -153,13 +178,13 @@ def summary(values) -> tuple[float, float, float, int]:
     return float(ok.mean()), half, float(ok.median()), len(v) - len(ok)
 
 
-def run(dxs, dys, steps_list, *, problems: int, samples: int, solvers=DEFAULT_SOLVERS, seed: int = 0, progress=None):
+def run(dxs, dys, steps_list, *, problems: int, samples: int, solvers=DEFAULT_SOLVERS, seed: int = 0, weights: str = "problem", progress=None):
     """Every cell; returns ``{(d_x, d_y, steps): (dist, secs)}``."""
     results = {}
     for d_x in dxs:
         for d_y in dys:
             for steps in steps_list:
-                results[(d_x, d_y, steps)] = run_cell(d_x, d_y, steps, problems=problems, samples=samples, solvers=solvers, seed=seed)
+                results[(d_x, d_y, steps)] = run_cell(d_x, d_y, steps, problems=problems, samples=samples, solvers=solvers, seed=seed, weights=weights)
                 if progress is not None:
                     progress(d_x, d_y, steps)
     return results
@@ -171,13 +196,19 @@ def _fmt(values) -> str:
     return text + (f" [{bad} non-finite]" if bad else "")
 
 
-def markdown(results, solvers, *, problems: int, samples: int) -> str:
-    """The results as markdown tables: SW mean ± 1.96 std/sqrt(n) (median), and seconds per 1000 samples."""
+def markdown(results, solvers, *, problems: int, samples: int, weights: str = "problem") -> str:
+    """The results as markdown tables: SW mean ± 1.96 std/sqrt(n) (median), and seconds per 1000 samples.
+
+    With ``weights="block"`` the problems differ between step counts, so the prior and floor
+    columns are given per step count.
+    """
     steps_list = sorted({k[2] for k in results})
     cells = sorted({k[:2] for k in results})
-    head = ["d_x", "d_y"] + [f"{s} {n}" for s in solvers for n in steps_list] + ["prior", "floor"]
+    refs = [(r, n) for r in ("prior", "floor") for n in steps_list] if weights == "block" else [("prior", steps_list[0]), ("floor", steps_list[0])]
+    head = ["d_x", "d_y"] + [f"{s} {n}" for s in solvers for n in steps_list] + [f"{r} {n}" if weights == "block" else r for r, n in refs]
+    protocol = " (weights shared per (d_x, steps) block, as the authors' script)" if weights == "block" else ""
     lines = [
-        f"Sliced Wasserstein to {samples} exact posterior samples, {problems} problems per cell: mean ± 1.96 std/sqrt(n) (median). Lower is better.",
+        f"Sliced Wasserstein to {samples} exact posterior samples, {problems} problems per cell{protocol}: mean ± 1.96 std/sqrt(n) (median). Lower is better.",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
@@ -187,8 +218,7 @@ def markdown(results, solvers, *, problems: int, samples: int) -> str:
         for s in solvers:
             for n in steps_list:
                 row.append(_fmt(results[(d_x, d_y, n)][0][s]) if (d_x, d_y, n) in results else "")
-        first = results[(d_x, d_y, steps_list[0])][0]
-        row += [_fmt(first["prior"]), _fmt(first["floor"])]
+        row += [_fmt(results[(d_x, d_y, n)][0][r]) if (d_x, d_y, n) in results else "" for r, n in refs]
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", f"Seconds per 1000 samples (mean over problems and d_y), {torch.get_num_threads()} thread(s):", ""]
     head = ["d_x", "steps"] + list(solvers)

@@ -5,7 +5,8 @@ units: ``z_t = x_t / alpha_t = x0 + nu_t eps`` with ``nu_t = sigma_t / alpha_t``
 schedule fits. With ``zb = V^T z``, ``xb0 = V^T x0_hat(x_t)``, ``yb_i = (U^T y)_i / s_i`` and
 ``eta_i = sigma_y / s_i``, one step from t to s < t draws each coordinate (eq. 7-8 of the paper):
 
-- null space (no singular value): ``xb0 + sqrt(1 - etaA^2) nu_s (zb - xb0) / nu_t + etaA nu_s n``;
+- null space (no singular value): ``xb0 + sqrt(1 - etaC^2) nu_s (zb - xb0) / nu_t + etaC nu_s n``
+  (``etaC`` defaults to ``etaA``; the official code has it as a separate option);
 - measured and ``nu_s < eta_i`` (the state is less noisy than y):
   ``xb0 + sqrt(1 - etaA^2) nu_s (yb - xb0) / eta_i + etaA nu_s n``;
 - measured and ``nu_s >= eta_i``: ``(1 - etaB) xb0 + etaB yb + sqrt(nu_s^2 - etaB^2 eta_i^2) n``;
@@ -25,10 +26,11 @@ from diff_inverse.solvers._common import check_pair, coefs, initial_state, noise
 
 @dataclass(frozen=True)
 class DDRM:
-    """DDRM with ``etaA`` (null space and less-noisy coordinates) and ``etaB`` (noisier ones)."""
+    """DDRM with ``etaA`` (less-noisy coordinates), ``etaB`` (noisier ones) and ``etaC`` (null space; None: ``etaA``)."""
 
     etaA: float = 0.85
     etaB: float = 1.0
+    etaC: float | None = None
     name = "ddrm"
     needs_svd = True
     needs_linear = True
@@ -50,8 +52,9 @@ class DDRM:
             zb = operator.Vt(x / a_t)
             xb0 = operator.Vt(pred.x0)
             n = noise_like(zb, generator)
+            eta_c = self.etaA if self.etaC is None else self.etaC
+            out = xb0 + (1 - eta_c**2) ** 0.5 * nu_r * (zb - xb0) / nu_t + eta_c * nu_r * n
             keep = (1 - self.etaA**2) ** 0.5 * nu_r
-            out = xb0 + keep * (zb - xb0) / nu_t + self.etaA * nu_r * n
             m0, mz, mn = xb0[:, :k], yb, n[:, :k]
             noisier = nu_r >= eta_i  # (k,)
             less = m0 + keep * (mz - m0) / torch.where(noisier, torch.ones_like(eta_i), eta_i) + self.etaA * nu_r * mn
