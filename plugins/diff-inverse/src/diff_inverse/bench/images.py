@@ -622,6 +622,11 @@ test images.
   smooth baseline while being a plausible image. `--samples K` draws K samples per image in one
   batched solve and adds tables for their mean (the Monte Carlo posterior-mean estimate), at
   K times the cost.
+- Known losses at 20 steps: DPS's step size depends on the operator's scale, and sparse-view
+  CT (whose Radon transform sums about 64 pixels per bin) makes the default step far too large
+  (9 dB); RED-Diff's regulariser is noisy with so few Adam steps and rarely improves on its
+  initial estimate; DPS's default step (scaled up for few steps) fits the noise of light
+  denoising.
 - Class-conditional priors are used unconditionally (their null label).
 - The pseudo-inverse of an ill-conditioned operator (deblurring) amplifies the noise: it is the
   baseline the issue asks for, not a good reconstruction. Where the operator has no SVD
@@ -630,9 +635,9 @@ test images.
 Rerun a section (it replaces the section of the same prior and keeps the others):
 
 ```bash
-diffcore inverse bench images --prior zoo:digits --n 8 --steps 20 --out docs/inverse-images.md
-diffcore inverse bench images --prior zoo:patches --out docs/inverse-images.md
-diffcore inverse bench images --prior zoo:phantoms --out docs/inverse-images.md   # once zoo:phantoms ships
+diffcore inverse bench images --prior zoo:digits --samples 8 --out docs/inverse-images.md
+diffcore inverse bench images --prior zoo:patches --samples 8 --out docs/inverse-images.md
+diffcore inverse bench images --prior zoo:phantoms --samples 4 --out docs/inverse-images.md
 ```
 
 The code is `diff_inverse.bench.images` (plugins/diff-inverse); `--operators` and `--solvers`
