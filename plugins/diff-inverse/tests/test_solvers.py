@@ -228,3 +228,40 @@ def test_pigdm_keeps_a_clipping_prior_stable(spec, sigma_y):
 
     assert float(out.abs().max()) < 1.5
     assert psnr(out) > psnr(op.A_pinv(y)) + 3.0
+
+
+def test_dps_step_is_invariant_to_the_scale_of_a_high_gain_operator():
+    """DPS's default zeta is divided by the operator's largest singular value when it exceeds 1: A and
+    10 A (with y and sigma_y scaled alike) give the same samples; the gain comes from the SVD or by
+    power iteration. An explicit zeta is used as given."""
+    from diff_inverse.solvers.dps import operator_gain
+    from diffcore.priors import GaussianMixturePrior
+
+    g = torch.Generator().manual_seed(0)
+    prior = GaussianMixturePrior(torch.randn(3, 6, generator=g, dtype=torch.float64) * 2, torch.tensor([0.2, 0.3, 0.5]))
+    a = torch.randn(3, 6, generator=g, dtype=torch.float64)
+    a = 2.0 * a / torch.linalg.matrix_norm(a, 2)  # gain 2
+    y = (a @ prior.sample(1, generator=g, dtype=torch.float64)[0] + 0.1 * torch.randn(3, generator=g, dtype=torch.float64))[None].expand(4, 3)
+    small, large = DenseLinear(a, sigma_y=0.1), DenseLinear(10 * a, sigma_y=1.0)
+    like = torch.zeros(1, 6, dtype=torch.float64)  # one x
+    assert operator_gain(small, like) == pytest.approx(2.0) and operator_gain(large, like) == pytest.approx(20.0)
+    x1 = solve(prior, small, y, solver="dps", steps=15, generator=torch.Generator().manual_seed(1))
+    x2 = solve(prior, large, 10 * y, solver="dps", steps=15, generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(x1, x2, atol=1e-8)
+    # an explicit zeta is not rescaled: the larger operator then takes 10x longer steps
+    x3 = solve(prior, small, y, solver="dps", steps=15, generator=torch.Generator().manual_seed(1), zeta=0.5)
+    x4 = solve(prior, large, 10 * y, solver="dps", steps=15, generator=torch.Generator().manual_seed(1), zeta=0.5)
+    assert not torch.allclose(x3, x4, atol=1e-3)
+
+    class NoSVD(LinearOperator):  # the same matrix seen only through A and its adjoint: power iteration
+        def __init__(self, m):
+            super().__init__((m.shape[1],), (m.shape[0],), 0.0)
+            self.m = m
+
+        def A(self, x):
+            return x @ self.m.T
+
+        def A_adjoint(self, v):
+            return v @ self.m
+
+    assert operator_gain(NoSVD(10 * a), like) == pytest.approx(20.0, rel=1e-3)
