@@ -265,3 +265,13 @@ def test_dps_step_is_invariant_to_the_scale_of_a_high_gain_operator():
             return v @ self.m
 
     assert operator_gain(NoSVD(10 * a), like) == pytest.approx(20.0, rel=1e-3)
+
+
+def test_ddrm_etac_is_the_null_space_eta():
+    """etaC=None uses etaA in the null space (the same draws as etaC=etaA); etaC=1 redraws the
+    null space from fresh noise and leaves the measured coordinates' update unchanged in form."""
+    prior, op, y = mixture_case(n=16)
+    runs = {c: solve(prior, op, y, solver="ddrm", steps=10, generator=torch.Generator().manual_seed(2), etaC=c) for c in (None, 0.85, 1.0)}
+    assert torch.equal(runs[None], runs[0.85])
+    assert not torch.allclose(runs[None], runs[1.0])
+    assert torch.isfinite(runs[1.0]).all()
