@@ -275,3 +275,30 @@ def test_ddrm_etac_is_the_null_space_eta():
     assert torch.equal(runs[None], runs[0.85])
     assert not torch.allclose(runs[None], runs[1.0])
     assert torch.isfinite(runs[1.0]).all()
+
+
+def test_red_diff_t_max_skips_the_noisiest_times():
+    """t_max walks only the grid times at or below it: fewer network calls, a different result; bad values fail."""
+    prior, op, y = mixture_case(n=8)
+    calls = []
+
+    class Counting:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def predict(self, x, t, cond=None):
+            calls.append(float(t))
+            return self.inner.predict(x, t, cond)
+
+    full = solve(Counting(prior), op, y, solver="red-diff", steps=20, generator=torch.Generator().manual_seed(0))
+    n_full = len(calls)
+    calls.clear()
+    half = solve(Counting(prior), op, y, solver="red-diff", steps=20, generator=torch.Generator().manual_seed(0), t_max=0.5)
+    assert n_full == 20 and 0 < len(calls) < n_full and max(calls) <= 0.5 + 1e-9
+    assert torch.isfinite(half).all() and not torch.allclose(full, half)
+    for bad in (0.0, 1.5):
+        with pytest.raises(DiffcoreError, match="t_max"):
+            solve(prior, op, y, solver="red-diff", steps=20, t_max=bad)

@@ -14,6 +14,12 @@ default for noisy y and an operator with an SVD: the pseudo-inverse of an ill-co
 operator such as a blur amplifies the noise far beyond what 20-100 Adam steps undo), from prior
 noise (``init="noise"``) or from ``start`` (CCDF-style). Latent priors optimise the latent and measure
 ``A(decode(mu))``.
+
+``t_max`` (default 1, the paper's walk over the whole grid) skips the grid times above it. With
+few steps the regulariser's gradient at high noise is close to random and Adam's first steps
+scatter ``mu`` away from its initial estimate; on zoo:patches at 20 steps, ``t_max=0.5`` takes
+super-resolution x2 from 20.2 to 25.1 dB (pseudo-inverse 24.2), denoising from 27.0 to 30.7 and
+colorization from 16.8 to 21.1, with fewer network calls (the grid's times below 0.5).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ class REDDiff:
     lr: float = 0.1
     lam: float = 0.25
     init: str = "auto"
+    t_max: float = 1.0
     name = "red-diff"
     needs_svd = False
     needs_linear = False
@@ -62,9 +69,13 @@ class REDDiff:
 
     def __call__(self, prior, operator, y, *, steps, generator=None, start=None, t_start=None):
         sigma_y_of(operator)
+        if not (isinstance(self.t_max, (int, float)) and 0 < self.t_max <= 1):
+            raise DiffcoreError(f"t_max must be in (0, 1], got {self.t_max!r}")
         ts = prior.schedule.timesteps(steps)
-        if t_start is not None:
-            ts = ts[ts <= float(t_start) + 1e-12]
+        top = min(float(self.t_max), float(t_start) if t_start is not None else 1.0)
+        ts = ts[ts <= top + 1e-12]
+        if len(ts) < 2:
+            raise DiffcoreError(f"t_max={self.t_max} leaves no step of the {steps}-step grid; raise t_max or steps")
         with torch.no_grad():
             mu = self._init(prior, operator, y, generator, start).clone()
         mu.requires_grad_(True)
