@@ -329,6 +329,10 @@ def run_gmm(results: Results, dxs, dys, steps_list, *, problems: int, samples: i
                     options = {name: gmm.solver_options(name, steps, samples) for name in OURS}
                     var = float(prob.prior.covariances().diagonal(dim1=1, dim2=2).mean() + prob.prior.means.var(0).mean())
                     options["pigdm"] = {"eta": eta, "data_var": var}
+                    # like for like with deepinv's solvers: DDIM(eta) steps for DPS (not the MCGdiff script's
+                    # DDPM-mean rule) and DDRM's etaA in the null space (deepinv has no etaC)
+                    options["dps"] = {**options["dps"], "step": "ddim"}
+                    options["ddrm"] = {k: v for k, v in options["ddrm"].items() if k != "etaC"}
                     deepinv_options = {"eta": eta, "zeta": options["dps"]["zeta"], "etaA": options["ddrm"]["etaA"], "etaB": options["ddrm"]["etaB"]}
                     _solve_all(results, cell, prob.prior, op, y, steps=steps, seed=seed * 7919 + 31 * p, scale=GMM_SCALE, options=options, score=sw, deepinv_options=deepinv_options)
                 progress(f"gmm d_x={d_x} d_y={d_y} steps={steps} done")
