@@ -637,6 +637,7 @@ Rerun a section (it replaces the section of the same prior and keeps the others)
 ```bash
 diffcore inverse bench images --prior zoo:digits --samples 8 --out docs/inverse-images.md
 diffcore inverse bench images --prior zoo:patches --samples 8 --out docs/inverse-images.md
+diffcore inverse bench images --prior zoo:textures --samples 8 --threads 2 --out docs/inverse-images.md
 diffcore inverse bench images --prior zoo:phantoms --samples 4 --out docs/inverse-images.md
 ```
 
