@@ -97,14 +97,13 @@ def report(runs: list[dict]) -> str:
             vals = [b[name] for b in block.get(key, []) if name in b]
             rng = f"{min(vals):.2f} – {max(vals):.2f}" if vals else ""
             if name == "prior":
-                ref = AUTHORS_PRIOR.get((d_x, d_y))
-                their, ok = (f"{ref:.2f}", "") if ref is not None else ("", "")
-                inside = "yes" if vals and ref is not None and min(vals) <= ref <= max(vals) else ("no" if vals and ref is not None else "")
+                ref, rhalf = AUTHORS_PRIOR.get((d_x, d_y), math.nan), math.nan
             else:
                 ref, rhalf = AUTHORS.get((d_x, d_y, steps), {}).get(name, (math.nan, math.nan))
-                their = f"{ref:.2f}±{rhalf:.2f}" if math.isfinite(ref) else ""
-                ok = verdict(mean, ref, rhalf) if math.isfinite(ref) else ""
-                inside = "yes" if vals and math.isfinite(ref) and min(vals) <= ref <= max(vals) else ("no" if vals and math.isfinite(ref) else "")
+            known = math.isfinite(ref)
+            their = "" if not known else (f"{ref:.2f}" if name == "prior" else f"{ref:.2f}±{rhalf:.2f}")
+            ok = verdict(mean, ref, rhalf) if known and name != "prior" else ""
+            inside = "" if not (vals and known) else ("yes" if min(vals) <= ref <= max(vals) else "no")
             lines.append(f"| {d_x} | {d_y} | {steps} | {name} | {mean:.2f}±{half:.2f} ({median:.2f}) | {rng} | {their} | {ok} | {inside} |")
     return "\n".join(lines) + "\n"
 

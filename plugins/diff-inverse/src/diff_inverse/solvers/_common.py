@@ -97,23 +97,6 @@ def initial_state(prior, y: torch.Tensor, steps: int, generator, start=None, t_s
     return ts, a * start + s * noise_like(like, generator)
 
 
-def ddpm_step(x, x0, schedule, t, s, eta: float, generator):
-    """The mean of the DDPM posterior ``q(x_s | x_t, x0)`` (Ho et al. 2020, eq. 7) plus ``eta`` times its noise.
-
-    With ``a = sqrt(abar)`` and ``sigma^2 = 1 - abar``: mean ``(a_t / a_s) (sigma_s^2 / sigma_t^2) x_t
-    + a_s (1 - a_t^2 / a_s^2) / sigma_t^2 x0``, variance ``(sigma_s^2 / sigma_t^2) (1 - a_t^2 / a_s^2)``.
-    ``eta = 1`` is DDPM's ancestral step (the same as DDIM with eta 1); ``eta < 1`` shrinks the
-    noise without DDIM's compensating deterministic term (DPS's Algorithm 1 with scaled noise).
-    """
-    a_t, s_t = coefs(schedule, t, x0)
-    a_s, s_s = coefs(schedule, s, x0)
-    keep = 1 - (a_t / a_s) ** 2
-    mean = (a_t / a_s) * (s_s**2 / s_t**2) * x + a_s * keep / s_t**2 * x0
-    if eta <= 0 or float(s_s) == 0:
-        return mean
-    return mean + eta * torch.sqrt((s_s**2 / s_t**2 * keep).clamp_min(0)) * noise_like(x0, generator)
-
-
 def ddim_step(x0, eps, schedule, t, s, eta: float, generator):
     """DDIM (Song et al. 2021, eq. 12) from ``(x0, eps)`` at t to time s < t, with its eta."""
     a_t, s_t = coefs(schedule, t, x0)

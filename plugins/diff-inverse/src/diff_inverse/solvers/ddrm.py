@@ -43,6 +43,7 @@ class DDRM:
         k = s.numel()
         yb = operator.Ut(y) / s
         eta_i = sigma_y / s
+        eta_c = self.etaA if self.etaC is None else self.etaC
         for i in range(len(ts) - 1):
             t, r = ts[i], ts[i + 1]
             pred = prior.predict(x, t)
@@ -52,7 +53,6 @@ class DDRM:
             zb = operator.Vt(x / a_t)
             xb0 = operator.Vt(pred.x0)
             n = noise_like(zb, generator)
-            eta_c = self.etaA if self.etaC is None else self.etaC
             out = xb0 + (1 - eta_c**2) ** 0.5 * nu_r * (zb - xb0) / nu_t + eta_c * nu_r * n
             keep = (1 - self.etaA**2) ** 0.5 * nu_r
             m0, mz, mn = xb0[:, :k], yb, n[:, :k]

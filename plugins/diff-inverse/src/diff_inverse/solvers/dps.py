@@ -25,24 +25,33 @@ and on latent priors through ``prior.latent.decode`` (``A(decode(x0_hat))``).
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import torch
 
-from diff_inverse.solvers._common import ddim_step, ddpm_step, decoded, initial_state, sigma_y_of
+from diff_inverse.solvers._common import ddim_step, decoded, initial_state, sigma_y_of
 from diffcore.errors import DiffcoreError
+from diffcore.samplers.ddpm import ddpm_step
+
+_GAINS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # operator -> its power-iteration gain
 
 
 def operator_gain(operator, like: torch.Tensor, iterations: int = 30) -> float:
     """The largest singular value of a linear operator (1.0 for a nonlinear one or one without an adjoint).
 
     From the SVD where the operator has one, else by power iteration on ``A_adjoint(A(.))`` from a
-    fixed random start (one image of ``like``'s shape and dtype).
+    fixed random start (one image of ``like``'s shape and dtype), kept per operator object: a CT
+    operator costs 60 projections to measure, once rather than at every solve.
     """
     if not getattr(operator, "linear", False):
         return 1.0
     if getattr(operator, "has_svd", False):
         return float(operator.singulars().abs().max())
+    try:
+        return _GAINS[operator]
+    except (KeyError, TypeError):  # not measured yet, or an operator that cannot be weakly referenced
+        pass
     try:
         g = torch.Generator(device="cpu").manual_seed(0)
         v = torch.randn((1, *like.shape[1:]), generator=g, dtype=like.dtype).to(like.device)
@@ -53,9 +62,14 @@ def operator_gain(operator, like: torch.Tensor, iterations: int = 30) -> float:
                 w = operator.A_adjoint(operator.A(v))
                 value = float((v * w).sum())
                 v = w
-        return max(value, 0.0) ** 0.5
+        gain = max(value, 0.0) ** 0.5
     except (NotImplementedError, AttributeError, DiffcoreError):
-        return 1.0
+        gain = 1.0
+    try:
+        _GAINS[operator] = gain
+    except TypeError:
+        pass
+    return gain
 
 
 @dataclass(frozen=True)
@@ -108,5 +122,5 @@ class DPS:
                 if self.step == "ddim":
                     x = ddim_step(pred.x0.detach(), pred.eps.detach(), prior.schedule, t, r, self.eta, generator) - step * grad
                 else:
-                    x = ddpm_step(x, pred.x0.detach(), prior.schedule, t, r, self.eta, generator) - step * grad
+                    x = ddpm_step(x, pred.x0.detach(), prior.schedule, t, r, generator, self.eta) - step * grad
         return x.detach()
