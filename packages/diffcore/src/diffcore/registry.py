@@ -157,6 +157,9 @@ def _split_top(text: str) -> list[str]:
     return parts
 
 
+_WORDS = {"true": True, "false": False, "none": None, "null": None}
+
+
 def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
     """Split ``name[:key=value,key=value]`` into a name and options (values parsed as literals).
 
@@ -171,6 +174,8 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
     ('zoo:digits', {})
     >>> parse_spec("zoo:digits:guidance=2.5,mode=fast")
     ('zoo:digits', {'guidance': 2.5, 'mode': 'fast'})
+    >>> parse_spec("dps:discrepancy=false,zeta=none")
+    ('dps', {'discrepancy': False, 'zeta': None})
     """
     head, sep, tail = spec.rpartition(":")
     if not sep or "=" not in tail:
@@ -180,8 +185,12 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
         key, eq, value = item.partition("=")
         if not eq or not key.strip():
             raise DiffcoreError(f"cannot parse option {item!r} in {spec!r}; expected key=value")
+        word = value.strip()
+        if word.lower() in _WORDS:  # the shell's spelling of booleans and None
+            options[key.strip()] = _WORDS[word.lower()]
+            continue
         try:
-            options[key.strip()] = ast.literal_eval(value.strip())
+            options[key.strip()] = ast.literal_eval(word)
         except (ValueError, SyntaxError):
-            options[key.strip()] = value.strip()
+            options[key.strip()] = word
     return head, options

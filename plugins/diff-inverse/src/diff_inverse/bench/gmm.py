@@ -83,8 +83,8 @@ def solver_options(name: str, steps: int, samples: int) -> dict:
         return {"particles": p, "draws": p, "eta": eta}
     if name == "ddrm":  # the script passes etaC = 1 (fresh noise in the null space)
         return {"etaA": 0.85, "etaB": 1.0, "etaC": 1.0}
-    if name == "dps":  # the script's step: DDPM posterior mean plus eta times its noise
-        return {"zeta": 0.1, "eta": eta, "step": "ddpm"}
+    if name == "dps":  # the script's step (DDPM posterior mean plus eta times its noise), and no discrepancy stop (theirs has none)
+        return {"zeta": 0.1, "eta": eta, "step": "ddpm", "discrepancy": False}
     if name in ("ddnm", "ddnm+"):
         return {"eta": eta}
     if name == "red-diff":  # Adam's steps are in data units: this mixture spans +-16, not [-1, 1]

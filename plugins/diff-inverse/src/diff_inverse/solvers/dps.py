@@ -17,7 +17,19 @@ by the largest singular value ``s_max`` of a linear operator when it exceeds 1 (
 sums dozens of pixels per detector bin; ``s_max`` from the SVD, or 30 power iterations with
 ``A_adjoint``): the default step is then invariant to rescaling such an operator, and operators
 with gain at most 1 (masks, averages, blurs, Fourier sampling) are unchanged. An explicit
-``zeta`` is used as given. ``L = I`` for
+``zeta`` is used as given.
+
+A step that large fits the noise of y: ``x0_hat`` ends closer to ``y`` than the true image is
+(on light denoising the sample became noisier than y). With ``discrepancy=True`` (the default,
+Gaussian noise) each step is capped by Morozov's discrepancy principle: the step factor is at most
+``(||r||^2 - m sigma_y^2)_+ / ||g||^2``, ``g`` the gradient of ``||r||^2`` and ``m`` the number of
+entries of ``y``, the step that brings ``||r||^2`` down to its expected value for the true image
+to first order (a Polyak step; for noiseless y it cannot overshoot ``r = 0``). It costs nothing
+(``g`` is already there). On zoo:digits at 20 steps it takes single-sample PSNR on denoising
+from 18.9 to 37.8 dB, compressed sensing from 19.0 to 31.7 and noiseless super-resolution x2
+from 25.0 to 42.8. ``discrepancy=False`` is the paper's rule (the GMM benchmark's comparison
+with the authors' code uses it: their DPS has no such cap, and at its ``zeta = 0.1`` the cap
+costs 0.1 to 0.4 in SW at d_x = 8, within the intervals). ``L = I`` for
 Gaussian noise; for Poisson counts ``L = diag(1 / (2 y_j))`` (their weighted least squares, with
 ``y_j`` floored at ``poisson_floor``). Works on any operator ``A`` that autograd can differentiate,
 and on latent priors through ``prior.latent.decode`` (``A(decode(x0_hat))``).
@@ -81,6 +93,7 @@ class DPS:
     likelihood: str = "auto"  # the operator's noise model (its ``noise`` attribute), else gaussian
     poisson_floor: float = 1e-3
     step: str = "ddim"  # the prior's step: "ddim" (DDIM with eta) or "ddpm" (the paper's DDPM posterior mean plus eta times its noise)
+    discrepancy: bool = True  # Gaussian noise: cap each step where it would fit y below its noise level (see the module docstring)
     name = "dps"
     needs_svd = False
     needs_linear = False
@@ -98,7 +111,7 @@ class DPS:
             raise DiffcoreError(f"likelihood must be 'auto', 'gaussian' or 'poisson', got {self.likelihood!r}")
 
     def __call__(self, prior, operator, y, *, steps, generator=None, start=None, t_start=None):
-        sigma_y_of(operator)
+        sigma_y = sigma_y_of(operator)
         ts, x = initial_state(prior, y, steps, generator, start, t_start)
         weight = None
         likelihood = self.likelihood if self.likelihood != "auto" else getattr(operator, "noise", "gaussian")
@@ -107,6 +120,9 @@ class DPS:
         zeta = self.zeta_at(len(ts) - 1)
         if self.zeta is None:
             zeta /= max(1.0, operator_gain(operator, x))
+        # Morozov's discrepancy principle: y's m noise entries have norm about sigma_y sqrt(m)
+        clamp = self.discrepancy and weight is None
+        noise_norm = sigma_y * float(y[0].numel()) ** 0.5 if clamp else 0.0
         for i in range(len(ts) - 1):
             t, r = ts[i], ts[i + 1]
             with torch.enable_grad():
@@ -118,7 +134,11 @@ class DPS:
                 (grad,) = torch.autograd.grad(sq.sum(), xg)
             with torch.no_grad():
                 norm = sq.detach().sqrt().clamp_min(1e-12)
-                step = (zeta / norm).reshape(-1, *([1] * (x.ndim - 1))).to(x)
+                scale = zeta / norm
+                if clamp:  # no further than the first-order step to ||r||^2 = m sigma_y^2
+                    gsq = (grad * grad).reshape(grad.shape[0], -1).sum(1).clamp_min(1e-30)
+                    scale = torch.minimum(scale, (norm * norm - noise_norm**2).clamp_min(0.0) / gsq)
+                step = scale.reshape(-1, *([1] * (x.ndim - 1))).to(x)
                 if self.step == "ddim":
                     x = ddim_step(pred.x0.detach(), pred.eps.detach(), prior.schedule, t, r, self.eta, generator) - step * grad
                 else:
