@@ -33,7 +33,9 @@ and the defaults for images. deepinv:
 - DPS: ``deepinv.sampling.DPS`` (norm guidance, weight 1 as shipped) with an ``AncestralSolver``
   on our time grid (same noise levels, mapped to deepinv's VP times) and our DDIM eta.
   ``dps*`` is the same with the weight set per step so that its guidance step equals ours
-  (``zeta / ||y - A x0|| grad ||y - A x0||^2``): it isolates the guidance scale.
+  (``zeta / ||y - A x0|| grad ||y - A x0||^2``): it isolates the guidance scale. Our ``dps``
+  column runs that rule (``discrepancy=False``); ``dps+cap`` is our default, the rule with the
+  discrepancy cap, which deepinv does not have.
 - DDRM: ``deepinv.sampling.DDRM`` with our noise levels (one denoiser call per level, as ours)
   and our etaA / etaB.
 - DiffPIR: ``deepinv.sampling.DiffPIR`` as shipped (its own 1000-step DDPM grid sampled at
@@ -61,7 +63,10 @@ import torch
 
 GMM_SCALE = 24.0  # the mixture's frame in deepinv's [0, 1] convention: x01 = (x / 24 + 1) / 2
 OURS = ("dps", "ddrm", "pigdm", "ddnm+")
-COLUMNS = (("ours", "dps"), ("deepinv", "dps"), ("deepinv", "dps*"), ("ours", "ddrm"), ("deepinv", "ddrm"), ("ours", "pigdm"), ("ours", "ddnm+"), ("deepinv", "diffpir"))
+# "ours dps" is the paper's step rule (discrepancy cap off), like for like with deepinv's; "ours dps+cap"
+# is our default (the discrepancy cap of diff_inverse.solvers.dps)
+VARIANTS = {"dps+cap": ("dps", {"discrepancy": True}), "dps": ("dps", {"discrepancy": False})}
+COLUMNS = (("ours", "dps"), ("ours", "dps+cap"), ("deepinv", "dps"), ("deepinv", "dps*"), ("ours", "ddrm"), ("deepinv", "ddrm"), ("ours", "pigdm"), ("ours", "ddnm+"), ("deepinv", "diffpir"))
 PAIRS = (("dps", "dps"), ("ddrm", "ddrm"), ("pigdm", "diffpir"), ("ddnm+", "diffpir"))  # (ours, deepinv) for the time ratios
 IMAGE_OPERATORS = {  # label: registered operator spec (x_shape and sigma_y are added)
     "sr x2": "sr:factor=2",
@@ -292,7 +297,9 @@ def _solve_all(results, cell, prior, operator, y, *, steps, seed, scale, options
         try:
             if lib == "ours":
                 g = torch.Generator().manual_seed(seed + i)
-                x, secs = _timed(lambda g=g, name=name: solve(prior, operator, y, solver=name, steps=steps, generator=g, **options.get(name, {})))
+                solver, extra = VARIANTS.get(name, (name, {}))
+                kw = {**options.get(solver, {}), **extra}
+                x, secs = _timed(lambda g=g, solver=solver, kw=kw: solve(prior, operator, y, solver=solver, steps=steps, generator=g, **kw))
             else:
                 (x, den), secs = _timed(lambda i=i, name=name: run_deepinv(name, prior, operator, y, steps=steps, seed=seed + i, scale=scale, **deepinv_options))
                 results.count(cell, column, den, n)
