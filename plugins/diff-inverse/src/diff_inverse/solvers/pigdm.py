@@ -12,6 +12,16 @@ one vector-Jacobian product through the denoiser. With the SVD the middle factor
 uses ``A^+ (y - A x0_hat) / r_t^2``. The guidance corrects the score, ``eps' = eps - sigma_t scale g``
 and ``x0' = x0 + sigma_t^2 / alpha_t scale g`` (``diffcore.conversions.add_to_score``: each moves
 by itself, so a prior that clips x0 keeps its clipping), and a DDIM step with ``eta`` follows.
+
+``bound=True`` (the default) caps that move of x0, ``sigma_t^2 / alpha_t scale g``, at the length
+of the move for Gaussian data, ``r_t^2 scale v`` (``v`` the vector above: the exact denoiser of
+Gaussian data has ``d x0_hat / d x_t = (r_t^2 alpha_t / sigma_t^2) I``), per item. A trained
+network's Jacobian at high noise carries its error times ``1 / alpha_t`` (``x0 = (x_t - sigma_t
+eps) / alpha_t``), and the move is multiplied by ``sigma_t^2 / alpha_t`` again: on zoo:patches at
+20 steps the first steps moved x0 by 10^4 (the pseudo-inverse correction: 40), the clipped x0
+kept saturated colours, and colourization samples fell to 15.0 dB (bounded: 19.7; DDRM 19.4;
+super-resolution x4 21.5 -> 22.0, other rows within 0.3 dB). Where the network is exact and the
+data Gaussian the cap never binds; ``bound=False`` is the paper's rule.
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ class PiGDM:
     eta: float = 1.0
     scale: float = 1.0
     data_var: float = 1.0
+    bound: bool = True  # the x0 correction at most the Gaussian-data one, r_t^2 |v| per item
     name = "pigdm"
     needs_svd = False
     needs_linear = True
@@ -63,6 +74,10 @@ class PiGDM:
                     v = self._direction(operator, y, pred.x0, r2, sigma_y)
                 (g,) = torch.autograd.grad((pred.x0 * v).sum(), xg)
             with torch.no_grad():
+                if self.bound:  # x0 moves by sigma_t^2 / alpha_t g; for Gaussian data that is r_t^2 v
+                    moved = (s_t**2 / a_t * self.scale * g).reshape(g.shape[0], -1).norm(dim=1)
+                    limit = (r2 * self.scale * v).reshape(v.shape[0], -1).norm(dim=1)
+                    g = g * (limit / moved.clamp_min(1e-30)).clamp(max=1.0).reshape(-1, *([1] * (g.ndim - 1))).to(g)
                 # x0 and eps move separately: a prior that clips x0 keeps its clipping (rebuilding x0
                 # from the corrected eps dropped it and let some items diverge)
                 x0, eps = conversions.add_to_score(pred.x0.detach(), pred.eps.detach(), self.scale * g, a_t, s_t)
