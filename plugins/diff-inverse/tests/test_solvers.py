@@ -335,8 +335,8 @@ def test_pigdm_bound_survives_a_network_jacobian_error():
     """A denoiser whose eps is off by at most 5e-3 but whose Jacobian is off by 5 (a fast wiggle):
     x0 = (x_t - sigma eps) / alpha turns that into an x0 Jacobian error of 5 sigma / alpha, and the
     guidance multiplies it by sigma^2 / alpha again (alpha = 0.008 at the first of 50 steps). The
-    paper's unbounded rule then scatters the samples (measured: 1600x the posterior variance);
-    bounded at the Gaussian-data move, the spread stays within a few times it (measured: 4.1x)."""
+    paper's unbounded rule (the default) then scatters the samples (measured: 1600x the posterior
+    variance); bounded at the Gaussian-data move, the spread stays within a few times it (4.1x)."""
     from diffcore.protocols import Prediction
     from diff_inverse.solvers._common import coefs
 
@@ -353,10 +353,10 @@ def test_pigdm_bound_survives_a_network_jacobian_error():
             return Prediction.from_eps(x, pred.eps + 1e-3 * 5.0 * torch.sin(x / 1e-3), a, s)
 
     prior, op, y = gaussian_case(n=1000)
-    bounded = solve(Wiggly(prior), op, y, solver="pigdm", steps=50, generator=torch.Generator().manual_seed(0))
+    bounded = solve(Wiggly(prior), op, y, solver="pigdm", steps=50, generator=torch.Generator().manual_seed(0), bound=True)
     paper = solve(Wiggly(prior), op, y, solver="pigdm", steps=50, generator=torch.Generator().manual_seed(0), bound=False)
     assert torch.isfinite(bounded).all() and float(bounded.var()) < 10 * VAR
     assert not bool(torch.isfinite(paper).all()) or float(paper.var()) > 100 * VAR
-    exact = solve(prior, op, y, solver="pigdm", steps=50, generator=torch.Generator().manual_seed(0))
-    unbounded = solve(prior, op, y, solver="pigdm", steps=50, generator=torch.Generator().manual_seed(0), bound=False)
+    exact = solve(prior, op, y, solver="pigdm", steps=50, generator=torch.Generator().manual_seed(0), bound=True)
+    unbounded = solve(prior, op, y, solver="pigdm", steps=50, generator=torch.Generator().manual_seed(0))
     assert torch.allclose(exact, unbounded, atol=1e-6)  # an exact Gaussian denoiser never meets the bound
