@@ -337,8 +337,8 @@ def test_pigdm_bound_survives_a_network_jacobian_error():
     guidance multiplies it by sigma^2 / alpha again (alpha = 0.008 at the first of 50 steps). The
     paper's unbounded rule (the default) then scatters the samples (measured: 1600x the posterior
     variance); bounded at the Gaussian-data move, the spread stays within a few times it (4.1x)."""
-    from diffcore.protocols import Prediction
     from diff_inverse.solvers._common import coefs
+    from diffcore.protocols import Prediction
 
     class Wiggly:
         def __init__(self, inner):
