@@ -301,6 +301,9 @@ def test_red_diff_t_max_skips_the_noisiest_times():
     half = solve(Counting(prior), op, y, solver="red-diff", steps=20, generator=torch.Generator().manual_seed(0))
     assert n_full == 20 and 0 < len(calls) < n_full and max(calls) <= 0.5 + 1e-9
     assert torch.isfinite(half).all() and not torch.allclose(full, half)
+    calls.clear()  # from noise there is no estimate to keep: the default is the paper's whole walk
+    solve(Counting(prior), op, y, solver="red-diff", steps=20, generator=torch.Generator().manual_seed(0), init="noise")
+    assert len(calls) == 20 and max(calls) > 0.9
     flat = solve(prior, op, y, solver="red-diff", steps=20, generator=torch.Generator().manual_seed(0), decay="none")
     assert torch.isfinite(flat).all() and not torch.allclose(flat, half)
     for bad in (0.0, 1.5):
