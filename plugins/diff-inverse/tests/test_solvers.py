@@ -278,19 +278,23 @@ def test_ddrm_etac_is_the_null_space_eta():
     assert torch.isfinite(runs[1.0]).all()
 
 
+class _Wrapped:
+    """A prior seen through a wrapper: everything but what a subclass overrides (its ``predict``) is the inner prior's."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
 def test_red_diff_t_max_skips_the_noisiest_times():
     """t_max walks only the grid times at or below it (default 0.5; 1 is the paper's whole grid): fewer
     network calls, a different result; the learning-rate decay changes the result; bad values fail."""
     prior, op, y = mixture_case(n=8)
     calls = []
 
-    class Counting:
-        def __init__(self, inner):
-            self.inner = inner
-
-        def __getattr__(self, name):
-            return getattr(self.inner, name)
-
+    class Counting(_Wrapped):
         def predict(self, x, t, cond=None):
             calls.append(float(t))
             return self.inner.predict(x, t, cond)
@@ -343,13 +347,7 @@ def test_pigdm_bound_survives_a_network_jacobian_error():
     from diff_inverse.solvers._common import coefs
     from diffcore.protocols import Prediction
 
-    class Wiggly:
-        def __init__(self, inner):
-            self.inner = inner
-
-        def __getattr__(self, name):
-            return getattr(self.inner, name)
-
+    class Wiggly(_Wrapped):
         def predict(self, x, t, cond=None):
             pred = self.inner.predict(x, t, cond)
             a, s = coefs(self.inner.schedule, t, x)

@@ -31,9 +31,9 @@ leave their unmeasured entries of y exactly 0), else ``P = I`` and ``k`` the num
 to first order (a Polyak step; for noiseless y it cannot overshoot ``r = 0``). It costs nothing
 (``g`` is already there). On zoo:digits at 20 steps it takes single-sample PSNR on denoising
 from 18.8 to 37.6 dB, compressed sensing from 18.8 to 31.6 and noiseless super-resolution x2
-from 24.2 to 43.0 (docs/inverse-images.md). ``discrepancy=False`` is the paper's rule (the GMM benchmark's comparison
-with the authors' code uses it: their DPS has no such cap, and at its ``zeta = 0.1`` the cap
-costs 0.1 to 0.4 in SW at d_x = 8, within the intervals). ``L = I`` for
+from 24.2 to 43.0 (docs/inverse-images.md). ``discrepancy=False`` is the paper's rule (the GMM
+benchmark's comparison with the authors' code uses it: their DPS has no such cap, and at its
+``zeta = 0.1`` the cap costs 0.1 to 0.4 in SW at d_x = 8, within the intervals). ``L = I`` for
 Gaussian noise; for Poisson counts ``L = diag(1 / (2 y_j))`` (their weighted least squares, with
 ``y_j`` floored at ``poisson_floor``). Works on any operator ``A`` that autograd can differentiate,
 and on latent priors through ``prior.latent.decode`` (``A(decode(x0_hat))``).

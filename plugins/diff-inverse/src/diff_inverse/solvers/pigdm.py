@@ -81,7 +81,7 @@ class PiGDM:
                 if self.bound:  # x0 moves by sigma_t^2 / alpha_t g; for Gaussian data that is r_t^2 v
                     moved = (s_t**2 / a_t * self.scale * g).reshape(g.shape[0], -1).norm(dim=1)
                     limit = (r2 * self.scale * v).reshape(v.shape[0], -1).norm(dim=1)
-                    g = g * (limit / moved.clamp_min(1e-30)).clamp(max=1.0).reshape(-1, *([1] * (g.ndim - 1))).to(g)
+                    g = g * conversions.expand((limit / moved.clamp_min(1e-30)).clamp(max=1.0), g).to(g)
                 # x0 and eps move separately: a prior that clips x0 keeps its clipping (rebuilding x0
                 # from the corrected eps dropped it and let some items diverge)
                 x0, eps = conversions.add_to_score(pred.x0.detach(), pred.eps.detach(), self.scale * g, a_t, s_t)

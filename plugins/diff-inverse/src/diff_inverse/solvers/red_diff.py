@@ -20,7 +20,8 @@ linearly to ``lr / n`` over the ``n`` steps. The paper walks the whole grid (``t
 constant rate (``decay="none"``) for 1000 steps; with 20 to 100 the regulariser's gradient at high
 noise is close to random, Adam's first steps scatter ``mu`` away from its initial estimate, and
 its last steps leave a jitter of about ``lr`` per pixel. From an initial estimate (``pinv``,
-``tikhonov``, ``start``) the defaults are therefore ``t_max=0.5`` with the linear decay, measured on zoo:patches (single-sample PSNR against the paper's walk): at 20 steps
+``tikhonov``, ``start``) the defaults are therefore ``t_max=0.5`` with the linear decay,
+measured on zoo:patches (single-sample PSNR against the paper's walk): at 20 steps
 super-resolution x2 20.2 -> 25.0 dB, denoising 27.0 -> 31.1, colorization 16.8 -> 21.4,
 deblurring 18.9 -> 23.0; at 100 steps super-resolution x2 26.6 -> 26.6, denoising 33.5 -> 33.4,
 colorization 20.2 -> 23.0, box inpainting 22.6 -> 24.0 (and half the network calls: only the
