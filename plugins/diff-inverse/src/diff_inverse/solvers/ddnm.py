@@ -10,6 +10,11 @@ noise to make room for the measurement's: with ``c = eta sigma_s`` and ``e_i = a
 ``lambda_i = 1, gamma_i = c^2 - e_i^2`` when ``c >= e_i``, else ``lambda_i = c / e_i, gamma_i = 0``;
 ``x0' = x0_hat - V diag(lambda) (Sigma^+ U^T (A x0_hat - y))`` and the fresh noise is
 ``V diag(sqrt(gamma)) n`` (``gamma = c^2`` in the null space). Needs the SVD.
+
+``snap=True`` (DDNM+ on noisy y, the default) moves one grid time onto the level where ``c = e_i``,
+``nu = median_i sigma_y / (eta s_i)``, when no level lies within a factor 1.5 of it (see
+``diff_inverse.solvers.ddrm``): light denoising on zoo:textures at 20 steps, single sample,
+31.1 -> 35.1 dB (y itself: 32.0).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from diff_inverse.solvers._common import (
     coefs,
     initial_state,
     noise_like,
+    snap_to_noise_level,
 )
 
 
@@ -56,6 +62,7 @@ class DDNMPlus:
     """DDNM+: DDNM with per-direction scaling of the correction and noise for noisy y."""
 
     eta: float = 0.85
+    snap: bool = True
     name = "ddnm+"
     needs_svd = True
     needs_linear = True
@@ -67,13 +74,15 @@ class DDNMPlus:
         s = operator.singulars().to(x)
         k = s.numel()
         yb = operator.Ut(y) / s
+        if self.snap and sigma_y > 0 and self.eta > 0:
+            ts = snap_to_noise_level(prior.schedule, ts, float((sigma_y / (self.eta * s)).median()))
         for i in range(len(ts) - 1):
             t, r = ts[i], ts[i + 1]
             pred = prior.predict(x, t)
             a_r, s_r = coefs(prior.schedule, r, x)
             c = self.eta * s_r
             e = a_r * sigma_y / s
-            full = c >= e
+            full = c >= e * (1 - 1e-6)  # a grid time snapped onto the crossing counts as full
             lam = torch.where(full, torch.ones_like(e), c / e.clamp_min(1e-30))
             gamma = torch.where(full, (c**2 - e**2).clamp_min(0), torch.zeros_like(e))
             xb0 = operator.Vt(pred.x0)

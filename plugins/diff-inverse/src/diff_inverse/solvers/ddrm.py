@@ -13,6 +13,18 @@ schedule fits. With ``zb = V^T z``, ``xb0 = V^T x0_hat(x_t)``, ``yb_i = (U^T y)_
 
 then ``x_s = alpha_s V zb_s``. Noiseless y (sigma_y = 0) always takes the last case, which with
 etaB = 1 puts the measured coordinates on ``yb`` exactly at the end.
+
+``snap=True`` (the default, noisy y) moves one time of the grid onto the measurement's noise level
+``nu = median_i eta_i`` when the grid has no level within a factor 1.5 of it
+(:func:`~diff_inverse.solvers._common.snap_to_noise_level`; same number of network calls). There,
+with etaB = 1, the last case puts the state on ``yb`` exactly, a draw of ``x0 + nu eps`` given y.
+The prior's own grid can skip far past it: 20 steps of a 1000-step DDPM go from nu 0.18 to 0.01,
+so for y at sigma_y 0.05 the last informed estimate came from a state 3.5 times noisier than y.
+Measured at 20 steps: denoising a 16-D standard Gaussian at sigma_y 0.05, the samples' squared
+error around the exact posterior mean fell from 8.6x the posterior variance to 0.03x (now
+under-dispersed: one DDIM step from y carries no x0 | x_t variance); on zoo:textures light
+denoising (single sample) 29.3 -> 35.6 dB, against 32.0 for y itself; zoo:digits 32.5 -> 40.6.
+``snap=False`` keeps the grid as given (the Gaussian-mixture benchmark does, as the authors').
 """
 
 from __future__ import annotations
@@ -21,16 +33,18 @@ from dataclasses import dataclass
 
 import torch
 
-from diff_inverse.solvers._common import check_pair, coefs, initial_state, noise_like
+from diff_inverse.solvers._common import check_pair, coefs, initial_state, noise_like, snap_to_noise_level
 
 
 @dataclass(frozen=True)
 class DDRM:
-    """DDRM with ``etaA`` (less-noisy coordinates), ``etaB`` (noisier ones) and ``etaC`` (null space; None: ``etaA``)."""
+    """DDRM with ``etaA`` (less-noisy coordinates), ``etaB`` (noisier ones), ``etaC`` (null space; None: ``etaA``)
+    and ``snap`` (a network call at y's noise level)."""
 
     etaA: float = 0.85
     etaB: float = 1.0
     etaC: float | None = None
+    snap: bool = True
     name = "ddrm"
     needs_svd = True
     needs_linear = True
@@ -44,6 +58,8 @@ class DDRM:
         yb = operator.Ut(y) / s
         eta_i = sigma_y / s
         eta_c = self.etaA if self.etaC is None else self.etaC
+        if self.snap and sigma_y > 0:
+            ts = snap_to_noise_level(prior.schedule, ts, float(eta_i.median()))
         for i in range(len(ts) - 1):
             t, r = ts[i], ts[i + 1]
             pred = prior.predict(x, t)
@@ -56,7 +72,7 @@ class DDRM:
             out = xb0 + (1 - eta_c**2) ** 0.5 * nu_r * (zb - xb0) / nu_t + eta_c * nu_r * n
             keep = (1 - self.etaA**2) ** 0.5 * nu_r
             m0, mz, mn = xb0[:, :k], yb, n[:, :k]
-            noisier = nu_r >= eta_i  # (k,)
+            noisier = nu_r >= eta_i * (1 - 1e-6)  # (k,); a grid time snapped onto eta_i counts as noisier
             less = m0 + keep * (mz - m0) / torch.where(noisier, torch.ones_like(eta_i), eta_i) + self.etaA * nu_r * mn
             more = (1 - self.etaB) * m0 + self.etaB * mz + torch.sqrt((nu_r**2 - (self.etaB * eta_i) ** 2).clamp_min(0)) * mn
             out[:, :k] = torch.where(noisier, more, less)

@@ -26,6 +26,11 @@ are how ΠGDM fills unmeasured regions. It cost box inpainting 1.0 dB on zoo:dig
 zoo:patches (single samples), and 0.4 to 1.0 in SW on the Gaussian-mixture benchmark at d_x = 8,
 so it is off by default (the paper's rule); turn it on for colourization-like problems, where
 the unmeasured part has no coupling to y to recover from a bad first step.
+
+``snap=True`` (noisy y with an SVD, the default) moves one grid time onto y's noise level
+``median_i sigma_y / s_i`` when no level lies within a factor 1.5 of it (see
+``diff_inverse.solvers.ddrm``). Light denoising at 20 steps, single sample: zoo:patches 32.5 ->
+33.1 dB, zoo:textures 29.9 -> 30.9 (y itself: 32.0; ΠGDM still loses there).
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from dataclasses import dataclass
 
 import torch
 
-from diff_inverse.solvers._common import check_pair, coefs, ddim_step, initial_state
+from diff_inverse.solvers._common import check_pair, coefs, ddim_step, initial_state, snap_to_noise_level
 from diffcore import conversions
 from diffcore.errors import DiffcoreError
 
@@ -47,6 +52,7 @@ class PiGDM:
     scale: float = 1.0
     data_var: float = 1.0
     bound: bool = False  # True: the x0 correction at most the Gaussian-data one, r_t^2 |v| per item
+    snap: bool = True
     name = "pigdm"
     needs_svd = False
     needs_linear = True
@@ -67,6 +73,8 @@ class PiGDM:
     def __call__(self, prior, operator, y, *, steps, generator=None, start=None, t_start=None):
         sigma_y = check_pair(self, prior, operator)
         ts, x = initial_state(prior, y, steps, generator, start, t_start)
+        if self.snap and sigma_y > 0 and getattr(operator, "has_svd", False):
+            ts = snap_to_noise_level(prior.schedule, ts, float((sigma_y / operator.singulars().to(x)).median()))
         for i in range(len(ts) - 1):
             t, r = ts[i], ts[i + 1]
             a_t, s_t = coefs(prior.schedule, t, x)
