@@ -37,7 +37,8 @@ and the defaults for images. deepinv:
   column runs that rule (``discrepancy=False``); ``dps+cap`` is our default, the rule with the
   discrepancy cap, which deepinv does not have.
 - DDRM: ``deepinv.sampling.DDRM`` with our noise levels (one denoiser call per level, as ours)
-  and our etaA / etaB.
+  and our etaA / etaB; on the images, the grid our DDRM runs by default, one level moved onto
+  y's noise level (``snap``), so both take the same denoiser calls.
 - DiffPIR: ``deepinv.sampling.DiffPIR`` as shipped (its own 1000-step DDPM grid sampled at
   ``steps`` points, zeta 0.1, lambda 7). diff-inverse has no DiffPIR; the nearest are ΠGDM and
   DDNM+ (both also correct the denoiser's x0 with the measurement), compared with it here.
@@ -207,8 +208,9 @@ def _vp_times(sde, sigmas: torch.Tensor) -> torch.Tensor:
     return tau
 
 
-def run_deepinv(name: str, prior, operator, y: torch.Tensor, *, steps: int, seed: int, scale: float, eta: float, zeta: float, etaA: float = 0.85, etaB: float = 1.0):
-    """One deepinv solver on our problem; returns samples in our frame and the denoiser (for its counters)."""
+def run_deepinv(name: str, prior, operator, y: torch.Tensor, *, steps: int, seed: int, scale: float, eta: float, zeta: float, etaA: float = 0.85, etaB: float = 1.0, snap: bool = False):
+    """One deepinv solver on our problem; returns samples in our frame and the denoiser (for its counters).
+    ``snap``: DDRM gets the grid ours runs on by default (one level moved onto y's, see ``diff_inverse.solvers.ddrm``)."""
     import deepinv
     import numpy as np
     from deepinv.sampling import AncestralSolver
@@ -244,6 +246,12 @@ def run_deepinv(name: str, prior, operator, y: torch.Tensor, *, steps: int, seed
             weights[round(float(tau[i]), 12)] = float(4 * zeta * scale * a[i] / (a[i + 1] * sig[i] ** 2 * (1 - coef)))
         out = model(y01, physics)
     elif name == "ddrm":
+        if snap and operator.sigma_y > 0:
+            from diff_inverse.solvers._common import snap_to_noise_level
+
+            ts = snap_to_noise_level(prior.schedule, ts, float((operator.sigma_y / operator.singulars().to(dtype)).median()))
+            nu = prior.schedule.sigma(ts) / prior.schedule.alpha(ts)
+            nu[-1] = 0.0
         model = deepinv.sampling.DDRM(den, sigmas=np.asarray((nu[:-1] / (2 * scale)).tolist()), eta=etaA, etab=etaB)
         out = model(y01, physics)
     elif name == "diffpir":
@@ -335,7 +343,7 @@ def run_gmm(results: Results, dxs, dys, steps_list, *, problems: int, samples: i
                     y = prob.y.to(torch.float64).expand(samples, -1).contiguous()
                     options = {name: gmm.solver_options(name, steps, samples) for name in OURS}
                     var = float(prob.prior.covariances().diagonal(dim1=1, dim2=2).mean() + prob.prior.means.var(0).mean())
-                    options["pigdm"] = {"eta": eta, "data_var": var, "bound": False}  # as the GMM benchmark runs it
+                    options["pigdm"] = {"eta": eta, "data_var": var, "bound": False, "bound_snr": 0.0, "snap": False}  # as the GMM benchmark runs it
                     # like for like with deepinv's solvers: DDIM(eta) steps for DPS (not the MCGdiff script's
                     # DDPM-mean rule) and DDRM's etaA in the null space (deepinv has no etaC)
                     options["dps"] = {**options["dps"], "step": "ddim"}
@@ -374,7 +382,7 @@ def run_images(results: Results, steps_list, *, images: int, seed: int = 0, oper
             results.add(cell, "pseudo-inverse", score(op.A_pinv(y)), 0.0)
             from diff_inverse.solvers.dps import DPS
 
-            deepinv_options = {"eta": 1.0, "zeta": DPS().zeta_at(steps), "etaA": 0.85, "etaB": 1.0}  # our defaults
+            deepinv_options = {"eta": 1.0, "zeta": DPS().zeta_at(steps), "etaA": 0.85, "etaB": 1.0, "snap": True}  # our defaults
             _solve_all(results, cell, prior, op, y, steps=steps, seed=seed * 7919 + steps, scale=1.0, options={}, score=score, deepinv_options=deepinv_options)
             progress(f"images {label} steps={steps} done")
 
