@@ -24,12 +24,14 @@ pseudo-inverse correction: 40), the clipped x0 kept saturated colours, and colou
 fell to 13-16 dB against the pseudo-inverse's 22.2. The cap is a guard, not exact: an exact
 denoiser moves x0 by ``Cov[x0 | x_t] v``, which exceeds ``r_t^2 v`` where the data are strongly
 correlated or multimodal, and those moves are how ΠGDM fills unmeasured regions; capping only
-the noisiest steps keeps most of them. Measured on zoo:patches and zoo:digits at 20 steps (8
-images, one sample, unbounded -> ``bound_snr`` 0.1): colourization 16.3 -> 22.5 dB (mean of 4
-samples 21.7 -> 24.8), super-resolution x4 20.8 -> 22.3; costs: box inpainting 24.9 -> 23.2
-(patches; mean of 4: 25.0 -> 24.1) and 23.6 -> 22.5 (digits), compressed sensing 21.5 -> 20.9,
-denoising 0.1-0.4; capping every step (``bound=True``) cost box inpainting 1.0 to 2.8 dB. The
-Gaussian-mixture benchmark runs the paper's rule (``bound_snr=0``).
+the noisiest steps keeps most of them. Measured on zoo:patches at 20 steps, 8 images
+(unbounded -> ``bound_snr`` 0.1), in the published run with 8 samples per image: colourization
+13.4 -> 16.9 dB for one sample and 19.6 -> 21.9 for the mean of 8 (the pseudo-inverse: 22.2; some
+samples still saturate), super-resolution x4 22.7 -> 23.1 (mean), box inpainting 25.5 -> 24.6
+(mean); a run with 4 samples per image drew luckier noise: colourization 16.3 -> 22.5 (one
+sample), 21.7 -> 24.8 (mean). zoo:digits, one sample: box inpainting 23.6 -> 22.5, compressed
+sensing 21.5 -> 20.9, denoising within 0.1. Capping every step (``bound=True``) cost box
+inpainting 1.0 to 2.8 dB. The Gaussian-mixture benchmark runs the paper's rule (``bound_snr=0``).
 
 ``snap=True`` (noisy y with an SVD, the default) moves one grid time onto y's noise level
 ``median_i sigma_y / s_i`` when no level lies within a factor 1.5 of it (see
