@@ -186,9 +186,14 @@ def from_frame(u: torch.Tensor, scale: float, x_shape) -> torch.Tensor:
     return (scale * (2 * u - 1)).reshape(u.shape[0], *x_shape)
 
 
-def our_grid(prior, steps: int):
-    """Our solvers' time grid and its noise levels ``nu = sigma / alpha`` (the last is 0)."""
+def our_grid(prior, steps: int, snap_to: float | None = None):
+    """Our solvers' time grid and its noise levels ``nu = sigma / alpha`` (the last is 0);
+    ``snap_to``: one level moved onto it, as our DDRM does for noisy y (``snap_to_noise_level``)."""
+    from diff_inverse.solvers._common import snap_to_noise_level
+
     ts = prior.schedule.timesteps(steps)
+    if snap_to is not None:
+        ts = snap_to_noise_level(prior.schedule, ts, snap_to)
     nu = prior.schedule.sigma(ts) / prior.schedule.alpha(ts)
     nu[-1] = 0.0
     return ts, nu
@@ -246,12 +251,8 @@ def run_deepinv(name: str, prior, operator, y: torch.Tensor, *, steps: int, seed
             weights[round(float(tau[i]), 12)] = float(4 * zeta * scale * a[i] / (a[i + 1] * sig[i] ** 2 * (1 - coef)))
         out = model(y01, physics)
     elif name == "ddrm":
-        if snap and operator.sigma_y > 0:
-            from diff_inverse.solvers._common import snap_to_noise_level
-
-            ts = snap_to_noise_level(prior.schedule, ts, float((operator.sigma_y / operator.singulars().to(dtype)).median()))
-            nu = prior.schedule.sigma(ts) / prior.schedule.alpha(ts)
-            nu[-1] = 0.0
+        if snap and operator.sigma_y > 0:  # DDRM's target: the median of sigma_y / s_i
+            ts, nu = our_grid(prior, steps, float((operator.sigma_y / operator.singulars().to(dtype)).median()))
         model = deepinv.sampling.DDRM(den, sigmas=np.asarray((nu[:-1] / (2 * scale)).tolist()), eta=etaA, etab=etaB)
         out = model(y01, physics)
     elif name == "diffpir":
@@ -342,8 +343,7 @@ def run_gmm(results: Results, dxs, dys, steps_list, *, problems: int, samples: i
                     op = DenseLinear(prob.matrix, sigma_y=prob.sigma_y)
                     y = prob.y.to(torch.float64).expand(samples, -1).contiguous()
                     options = {name: gmm.solver_options(name, steps, samples) for name in OURS}
-                    var = float(prob.prior.covariances().diagonal(dim1=1, dim2=2).mean() + prob.prior.means.var(0).mean())
-                    options["pigdm"] = {"eta": eta, "data_var": var, "bound": False, "bound_snr": 0.0, "snap": False}  # as the GMM benchmark runs it
+                    options["pigdm"] = gmm.pigdm_options(prob.prior, steps)  # as the GMM benchmark runs it
                     # like for like with deepinv's solvers: DDIM(eta) steps for DPS (not the MCGdiff script's
                     # DDPM-mean rule) and DDRM's etaA in the null space (deepinv has no etaC)
                     options["dps"] = {**options["dps"], "step": "ddim"}

@@ -27,16 +27,22 @@ def rows() -> dict[str, str]:
     return out
 
 
+def registered(kind: str, table: dict[str, str]) -> list:
+    """diff-inverse's components of ``kind``, each checked to have a row in the guide."""
+    components = [c for c in diffcore.available(kind) if c.plugin == "inverse"]
+    assert components
+    for c in components:
+        assert c.name in table, f"docs/inverse.md has no row for {kind} {c.name!r}"
+    return components
+
+
 def shown(value) -> str:
     return f'"{value}"' if isinstance(value, str) else repr(value)
 
 
 def test_every_solver_row_names_its_options_and_defaults():
     table = rows()
-    solvers = [c for c in diffcore.available("solver") if c.plugin == "inverse"]
-    assert solvers
-    for c in solvers:
-        assert c.name in table, f"docs/inverse.md has no row for solver {c.name!r}"
+    for c in registered("solver", table):
         obj = diffcore.create("solver", c.name)
         for f in dataclasses.fields(obj):
             assert f"`{f.name}={shown(getattr(obj, f.name))}" in table[c.name], (
@@ -46,10 +52,7 @@ def test_every_solver_row_names_its_options_and_defaults():
 
 def test_every_operator_row_names_its_options():
     table = rows()
-    operators = [c for c in diffcore.available("operator") if c.plugin == "inverse"]
-    assert operators
-    for c in operators:
-        assert c.name in table, f"docs/inverse.md has no row for operator {c.name!r}"
+    for c in registered("operator", table):
         for name, p in inspect.signature(c.factory).parameters.items():
             if name in COMMON:
                 continue

@@ -95,6 +95,12 @@ def solver_options(name: str, steps: int, samples: int) -> dict:
     return {}
 
 
+def pigdm_options(prior: GaussianMixturePrior, steps: int) -> dict:
+    """ΠGDM here: the prior's per-coordinate variance in r_t^2 and the paper's unbounded move (an exact denoiser), on the grid as given."""
+    data_var = float(prior.covariances().diagonal(dim1=1, dim2=2).mean() + prior.means.var(0).mean())
+    return {"eta": authors_eta(steps), "data_var": data_var, "bound": False, "bound_snr": 0.0, "snap": False}
+
+
 @dataclass
 class Problem:
     prior: GaussianMixturePrior
@@ -163,8 +169,8 @@ def run_cell(d_x: int, d_y: int, steps: int, *, problems: int, samples: int, sol
         for name in solvers:
             t0 = time.perf_counter()
             options = solver_options(name, steps, samples)
-            if name == "pigdm":  # the prior's per-coordinate variance in r_t^2; the paper's unbounded move (an exact denoiser)
-                options = {"eta": authors_eta(steps), "data_var": float(prob.prior.covariances().diagonal(dim1=1, dim2=2).mean() + prob.prior.means.var(0).mean()), "bound": False, "bound_snr": 0.0, "snap": False}
+            if name == "pigdm":
+                options = pigdm_options(prob.prior, steps)
             x = solve(prob.prior, op, y, solver=name, steps=steps, generator=g, **options)
             secs[name].append(time.perf_counter() - t0)
             dist[name].append(sw(x) if bool(torch.isfinite(x).all()) else math.nan)

@@ -98,7 +98,7 @@ class PiGDM:
                     v = self._direction(operator, y, pred.x0, r2, sigma_y)
                 (g,) = torch.autograd.grad((pred.x0 * v).sum(), xg)
             with torch.no_grad():
-                if self.bound or float(a_t.flatten()[0] / s_t.flatten()[0]) ** 2 < self.bound_snr:  # x0 moves by sigma_t^2 / alpha_t g; for Gaussian data that is r_t^2 v
+                if self.bound or (self.bound_snr > 0 and float(a_t.flatten()[0] / s_t.flatten()[0]) ** 2 < self.bound_snr):  # x0 moves by sigma_t^2 / alpha_t g; for Gaussian data that is r_t^2 v
                     moved = (s_t**2 / a_t * self.scale * g).reshape(g.shape[0], -1).norm(dim=1)
                     limit = (r2 * self.scale * v).reshape(v.shape[0], -1).norm(dim=1)
                     g = g * conversions.expand((limit / moved.clamp_min(1e-30)).clamp(max=1.0), g).to(g)
