@@ -132,7 +132,7 @@ def test_learning_rate_and_ema_schedules():
 def test_v_prediction_with_cpu_autocast_trains_and_loads_as_v(tmp_path, tiny_recipe):
     """The phantoms recipe's settings: v-prediction targets and bf16 autocast on the CPU, recorded and loaded back."""
     from diff_zoo.recipes import NoiseSchedule
-    from diff_zoo.train import training_target
+    from diffcore.conversions import training_target
 
     recipe = dataclasses.replace(tiny_recipe("phantoms"), schedule=NoiseSchedule(prediction_type="v_prediction"), cpu_autocast=True)
     record = train(recipe, tmp_path / "v", iterations=2, batch_size=2, progress=False)
@@ -141,14 +141,11 @@ def test_v_prediction_with_cpu_autocast_trains_and_loads_as_v(tmp_path, tiny_rec
     assert prior.prediction_type == "v_prediction" and prior.channels_last  # zoo priors run channels-last on the CPU
     plain = train(dataclasses.replace(tiny_recipe("phantoms"), cpu_autocast=False), tmp_path / "eps", iterations=1, batch_size=2, progress=False)
     assert plain["amp"] is None  # float32 on the CPU unless the recipe asks
-    # the targets: x_t = sqrt(ab) x0 + sqrt(1 - ab) eps; v = sqrt(ab) eps - sqrt(1 - ab) x0, and x0 = sqrt(ab) x_t - sqrt(1 - ab) v
+    # the targets come from diffcore.conversions: v = alpha eps - sigma x0, and x0 = alpha x_t - sigma v on this VP schedule
     g = torch.Generator().manual_seed(0)
     x0, eps, ab = torch.randn(3, 4, generator=g), torch.randn(3, 4, generator=g), torch.rand(3, 1, generator=g)
     x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * eps
-    v = training_target("v_prediction", x0, eps, ab)
+    v = training_target("v_prediction", x0, eps, ab.sqrt(), (1 - ab).sqrt())
     assert torch.allclose(ab.sqrt() * x_t - (1 - ab).sqrt() * v, x0, atol=1e-6)
-    assert torch.equal(training_target("epsilon", x0, eps, ab), eps) and torch.equal(training_target("sample", x0, eps, ab), x0)
-    with pytest.raises(DiffcoreError, match="prediction_type"):
-        training_target("score", x0, eps, ab)
     with pytest.raises(DiffcoreError, match="prediction_type"):
         dataclasses.replace(recipe, schedule=NoiseSchedule(prediction_type="score"))

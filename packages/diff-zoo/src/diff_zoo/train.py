@@ -44,6 +44,7 @@ import torch.nn.functional as F
 
 from diff_zoo import data as zoo_data
 from diff_zoo.recipes import Recipe
+from diffcore.conversions import training_target
 from diffcore.errors import DiffcoreError
 
 RECORD = "recipe.json"
@@ -62,26 +63,6 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
         return 1.0
     progress = (step - warmup) / (total - warmup)
     return 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def training_target(prediction_type: str, x0: torch.Tensor, eps: torch.Tensor, alpha_bar: torch.Tensor) -> torch.Tensor:
-    """What the network learns to output for ``x_t = sqrt(abar) x0 + sqrt(1 - abar) eps``.
-
-    ``epsilon``: the noise (Ho et al. 2020); ``v_prediction``: ``sqrt(abar) eps - sqrt(1 - abar) x0``
-    (Salimans & Ho 2022), which weights the x0 error by ``1 + SNR`` instead of ``SNR`` and so
-    learns the high-noise levels (global layout) better; ``sample``: x0 itself.
-
-    >>> one = torch.ones(1)
-    >>> round(training_target("v_prediction", one, 0 * one, torch.tensor(0.25)).item(), 4)
-    -0.866
-    """
-    if prediction_type == "epsilon":
-        return eps
-    if prediction_type == "v_prediction":
-        return alpha_bar.sqrt() * eps - (1 - alpha_bar).sqrt() * x0
-    if prediction_type == "sample":
-        return x0
-    raise DiffcoreError(f"unsupported prediction_type {prediction_type!r}; expected epsilon, v_prediction or sample")
 
 
 def ema_decay(step: int, decay: float) -> float:
@@ -315,7 +296,7 @@ def train(
 
             with autocast:
                 pred = unet(x_t, t, class_labels=y, return_dict=False)[0]
-            loss = F.mse_loss(pred.float(), training_target(recipe.schedule.prediction_type, x0, eps, ab))
+            loss = F.mse_loss(pred.float(), training_target(recipe.schedule.prediction_type, x0, eps, ab.sqrt(), (1 - ab).sqrt()))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if recipe.grad_clip:

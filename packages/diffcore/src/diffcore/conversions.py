@@ -6,7 +6,8 @@ With the forward process ``x_t = alpha * x0 + sigma * eps``:
 - ``v = alpha * eps - sigma * x0`` (Salimans & Ho, 2022), so that for a VP schedule
   ``x0 = alpha * x_t - sigma * v`` and ``eps = sigma * x_t + alpha * v``; for a general
   schedule both are solved from the pair of linear equations;
-- ``score = grad log p_t(x_t) = -eps / sigma`` (Tweedie / denoising score matching).
+- ``score = grad log p_t(x_t) = -eps / sigma`` (Tweedie / denoising score matching);
+- what a network learns to output in its own parameterisation (:func:`training_target`).
 
 ``alpha`` and ``sigma`` are tensors broadcastable to ``x_t`` (see :func:`expand`) or floats.
 Nothing else in diffcore or its plugins re-derives these formulas.
@@ -25,6 +26,11 @@ Nothing else in diffcore or its plugins re-derives these formulas.
 from __future__ import annotations
 
 import torch
+
+from diffcore.errors import DiffcoreError
+
+#: The parameterisations a network may predict in, by diffusers' names.
+PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 
 
 def expand(coef: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor | float:
@@ -85,3 +91,28 @@ def add_to_score(x0, eps, delta, alpha, sigma):
     """
     a, s = expand(alpha, delta), expand(sigma, delta)
     return x0 + s * s / a * delta, eps - s * delta
+
+
+def training_target(prediction_type: str, x0, eps, alpha, sigma):
+    """What a network that predicts in ``prediction_type`` learns to output at ``x_t = alpha x0 + sigma eps``.
+
+    - ``epsilon``: the noise ``eps`` (Ho et al. 2020, eq. 14);
+    - ``v_prediction``: ``v = alpha eps - sigma x0`` (Salimans & Ho 2022, sec. 4); on a VP
+      schedule its squared error weights the x0 error by ``1 + SNR`` where eps-prediction weights
+      it by ``SNR``, so the high noise levels still teach the global layout;
+    - ``sample``: ``x0`` itself.
+
+    The denoising loss is the mean squared error between the network's raw output and this target.
+
+    >>> import torch
+    >>> one = torch.ones(1)
+    >>> round(float(training_target("v_prediction", one, 0 * one, 0.5, 0.75**0.5)), 4)
+    -0.866
+    """
+    if prediction_type == "epsilon":
+        return eps
+    if prediction_type == "v_prediction":
+        return v_from_x0_eps(x0, eps, alpha, sigma)
+    if prediction_type == "sample":
+        return x0
+    raise DiffcoreError(f"unsupported prediction_type {prediction_type!r}; expected one of {', '.join(PREDICTION_TYPES)}")
