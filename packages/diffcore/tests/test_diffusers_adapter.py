@@ -20,6 +20,7 @@ from diffcore.adapters.diffusers_prior import DiffusersUNetPrior, load_unet_prio
 from diffcore.adapters.stable_diffusion import StableDiffusionPrior  # noqa: E402
 from diffcore.errors import DiffcoreError, ShapeError  # noqa: E402
 from diffcore.priors import GaussianMixturePrior, GaussianPrior, Guided  # noqa: E402
+from diffcore.protocols import PriorBase  # noqa: E402
 from diffcore.samplers import ddim  # noqa: E402
 from diffcore.testing import check_prior, check_schedule, save_tiny_stable_diffusion, save_tiny_unet_pipeline  # noqa: E402
 
@@ -361,8 +362,17 @@ def test_contract_on_analytic_priors():
 def test_contract_helpers_catch_broken_priors():
     gmm = GaussianMixturePrior(means=[[0.0, 1.0]])
 
-    class Inconsistent:
+    class Incomplete:
         schedule, sample_shape, accepts, latent = gmm.schedule, gmm.sample_shape, gmm.accepts, None
+
+        def predict(self, x_t, t, cond=None):
+            return gmm.predict(x_t, t, cond)
+
+    with pytest.raises(AssertionError, match="lacks sample_marginal, image_shape, null_cond, class_names and 3 more"):
+        check_prior(Incomplete())
+
+    class Inconsistent(PriorBase):
+        schedule, sample_shape = gmm.schedule, gmm.sample_shape
 
         def predict(self, x_t, t, cond=None):
             pred = gmm.predict(x_t, t, cond)
@@ -390,3 +400,10 @@ def test_contract_helpers_catch_broken_priors():
 
     with pytest.raises(AssertionError, match="alpha"):
         check_schedule(Increasing())
+
+    class WrongStart(type(gmm.schedule)):
+        def init_std(self, t):
+            return torch.ones_like(torch.as_tensor(t, dtype=torch.float64)) * 2
+
+    with pytest.raises(AssertionError, match="init_std"):
+        check_schedule(WrongStart(gmm.schedule.alphas_cumprod))

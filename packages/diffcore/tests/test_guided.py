@@ -7,16 +7,16 @@ import diffcore
 from diffcore import Cond
 from diffcore.errors import DiffcoreError
 from diffcore.priors import GaussianMixturePrior, Guided
-from diffcore.protocols import Prediction, check_cond
+from diffcore.protocols import Prediction, PriorBase, check_cond
 
 MEANS = torch.tensor([[-3.0, 0.0], [3.0, 0.0], [0.0, 3.0]])
 
 
-class LabelledMixture:
+class LabelledMixture(PriorBase):
     """Label k selects component k; label -1 (null) gives the whole mixture."""
 
     accepts = frozenset({"labels"})
-    latent = None
+    null_cond = Cond(labels=torch.tensor([-1]))
 
     def __init__(self):
         self.full = GaussianMixturePrior(MEANS)

@@ -10,6 +10,7 @@ from diff_inverse.operators.base import LinearOperator
 from diff_inverse.solve import solve
 from diff_inverse.solvers import SOLVERS
 from diffcore.errors import DiffcoreError
+from diffcore.priors import PriorWrapper
 
 torch.set_num_threads(1)
 
@@ -280,14 +281,12 @@ def test_ddrm_etac_is_the_null_space_eta():
     assert torch.isfinite(runs[1.0]).all()
 
 
-class _Wrapped:
+class _Wrapped(PriorWrapper):
     """A prior seen through a wrapper: everything but what a subclass overrides (its ``predict``) is the inner prior's."""
 
     def __init__(self, inner):
+        super().__init__(inner)
         self.inner = inner
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
 
 
 def test_red_diff_t_max_skips_the_noisiest_times():

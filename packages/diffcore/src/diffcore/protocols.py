@@ -91,13 +91,19 @@ def check_cond(prior_name: str, accepts: frozenset[str] | set[str], cond: Cond |
 class Schedule(Protocol):
     """A noise schedule: ``alpha(t)``, ``sigma(t)`` for t in [0, 1], with alpha(0)=1, sigma(0)=0.
 
-    ``timesteps(steps)`` gives the decreasing grid of ``steps + 1`` times a sampler walks,
-    ending at 0. Discrete schedules also map t to the model's timestep (``model_time``).
+    - ``timesteps(steps)``: the decreasing grid of ``steps + 1`` times a sampler walks, ending at 0;
+    - ``log_snr(t)``: ``log(alpha(t) / sigma(t))``, falling with t (+inf at t = 0);
+    - ``init_std(t)``: the standard deviation of the noise a sampler starts from at time t when the
+      prior does not know its marginal there (``sqrt(alpha^2 + sigma^2)``: unit data variance).
+
+    Discrete schedules also map t to the model's timestep (``model_time``).
     """
 
     def alpha(self, t: torch.Tensor) -> torch.Tensor: ...
     def sigma(self, t: torch.Tensor) -> torch.Tensor: ...
     def timesteps(self, steps: int) -> torch.Tensor: ...
+    def log_snr(self, t: torch.Tensor) -> torch.Tensor: ...
+    def init_std(self, t: torch.Tensor) -> torch.Tensor: ...
 
 
 @runtime_checkable
@@ -112,32 +118,138 @@ class Latent(Protocol):
 class Prior(Protocol):
     """A denoiser with a schedule. It predicts; it never samples.
 
+    What callers use, and nothing else (:class:`PriorBase` gives the defaults):
+
     - ``schedule``: a :class:`Schedule`;
-    - ``sample_shape``: shape of one sample, e.g. ``(3, 32, 32)`` (latent shape for latent priors);
+    - ``sample_shape``: shape of one sample, e.g. ``(3, 32, 32)`` (the latent shape for latent priors);
+    - ``image_shape``: shape of one decoded sample (``sample_shape`` for pixel priors);
     - ``accepts``: the :class:`Cond` fields it uses (empty for unconditional priors);
+    - ``null_cond``: the :class:`Cond` that makes a prediction unconditional: ``Cond()`` when
+      ``predict(x_t, t)`` already is, the null label or empty prompt of a model trained with
+      condition dropout, ``None`` when the prior has no unconditional model;
+    - ``class_names``: the names of the class labels it accepts, or ``None``;
     - ``latent``: ``None`` for pixel priors, else a :class:`Latent`;
-    - ``predict(x_t, t, cond=None) -> Prediction`` with ``t`` a float or a (N,) tensor.
+    - ``consistent``: whether ``x_t = alpha x0 + sigma eps`` holds for its predictions (priors that
+      clip x0 set it to False);
+    - ``device``, ``dtype``: where its network runs and in what precision (inputs may be in any
+      floating dtype; predictions come back in the input's);
+    - ``predict(x_t, t, cond=None) -> Prediction`` with ``t`` a float, a 0-d or a (N,) tensor;
+    - ``sample_marginal(n, t, *, generator, dtype, device)``: ``n`` exact draws of ``x_t`` at time t,
+      or ``None`` when the prior does not know its marginal (samplers then start from
+      ``N(0, init_std(t)^2)``).
     """
 
     schedule: Schedule
     sample_shape: tuple[int, ...]
+    image_shape: tuple[int, ...]
     accepts: frozenset[str]
+    null_cond: Cond | None
+    class_names: tuple[str, ...] | None
     latent: Latent | None
+    consistent: bool
+    device: torch.device
+    dtype: torch.dtype
 
     def predict(self, x_t: torch.Tensor, t, cond: Cond | None = None) -> Prediction: ...
+    def sample_marginal(self, n: int, t, *, generator=None, dtype=torch.float32, device=None) -> torch.Tensor | None: ...
+
+
+PRIOR_ATTRIBUTES = ("schedule", "sample_shape", "image_shape", "accepts", "null_cond", "class_names", "latent", "consistent", "device", "dtype")
+
+
+class PriorBase:
+    """Defaults for the optional parts of the :class:`Prior` contract; a prior may inherit them.
+
+    Unconditional (``null_cond = Cond()``), a pixel prior (``image_shape`` is ``sample_shape``),
+    consistent, on the CPU in float32, without a known marginal. A subclass sets ``schedule``,
+    ``sample_shape`` and ``predict`` and overrides what differs.
+    """
+
+    accepts: frozenset[str] = frozenset()
+    null_cond: Cond | None = Cond()
+    class_names: tuple[str, ...] | None = None
+    latent: Latent | None = None
+    consistent: bool = True
+    device = torch.device("cpu")
+    dtype = torch.float32
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        if self.latent is None:
+            return tuple(self.sample_shape)
+        shape = getattr(self.latent, "image_shape", None)
+        if shape is None:
+            raise DiffcoreError(f"{type(self).__name__} is a latent prior whose decoder does not say its image shape")
+        return tuple(shape(tuple(self.sample_shape)) if callable(shape) else shape)
+
+    def sample_marginal(self, n: int, t, *, generator=None, dtype=torch.float32, device=None) -> torch.Tensor | None:
+        return None
+
+
+def check_prior_attributes(prior) -> None:
+    """Raise a one-line :class:`DiffcoreError` naming what ``prior`` lacks of the :class:`Prior` contract.
+
+    >>> check_prior_attributes(object())
+    Traceback (most recent call last):
+    ...
+    diffcore.errors.DiffcoreError: object is not a complete diffcore prior: it lacks predict, sample_marginal, schedule, sample_shape and 8 more; inherit diffcore.protocols.PriorBase for the defaults
+    """
+    own = vars(prior) if hasattr(prior, "__dict__") else {}
+    missing = [a for a in ("predict", "sample_marginal", *PRIOR_ATTRIBUTES) if a not in own and not hasattr(type(prior), a)]
+    if missing:
+        shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
+        raise DiffcoreError(f"{type(prior).__name__} is not a complete diffcore prior: it lacks {shown}; inherit diffcore.protocols.PriorBase for the defaults")
 
 
 @runtime_checkable
 class Operator(Protocol):
     """A measurement ``y = A(x) + noise`` with noise level ``sigma_y``.
 
-    Linear operators add ``A_adjoint(y)`` and ``A_pinv(y)``, and where cheap the SVD
-    ``A = U diag(singulars) V^T`` through ``V``, ``Vt``, ``U``, ``Ut`` and ``singulars()``.
+    ``x`` has shape ``(N, *x_shape)`` and ``y`` ``(N, *y_shape)``. ``linear`` says whether the
+    operator satisfies :class:`LinearOperator`, ``has_svd`` whether it also satisfies
+    :class:`SVDOperator`; ``differentiable = False`` marks an ``A`` autograd cannot go through.
     """
 
     sigma_y: float
+    linear: bool
+    has_svd: bool
+    differentiable: bool
 
     def A(self, x: torch.Tensor) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class LinearOperator(Operator, Protocol):
+    """A linear measurement: ``A``, its adjoint and its pseudo-inverse.
+
+    ``<A x, y> = <x, A_adjoint y>`` for every x, y, and ``A_pinv`` is the Moore-Penrose
+    pseudo-inverse: ``A A_pinv A = A``. :func:`diffcore.testing.check_operator` checks both.
+    """
+
+    def A_adjoint(self, y: torch.Tensor) -> torch.Tensor: ...
+    def A_pinv(self, y: torch.Tensor) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class SVDOperator(LinearOperator, Protocol):
+    """A linear operator with its singular value decomposition ``A = U diag(s) V^T``, per batch item.
+
+    With ``n = prod(x_shape)``, ``m = prod(y_shape)`` and ``k = len(singulars())``:
+
+    - ``Vt(x) -> (N, n)``: coordinates of ``x`` in the orthonormal basis ``V``, the first ``k``
+      paired with the singular values, the rest spanning the null space; ``V(c)`` inverts it;
+    - ``Ut(y) -> (N, k)`` and ``U(c) -> (N, *y_shape)`` on the measurement side (``U`` has
+      orthonormal columns; the ``m - k`` directions it misses are never measured);
+    - ``singulars() -> (k,)``: positive, in the order of the coordinates;
+
+    so that ``A(x) == U(singulars() * Vt(x)[:, :k])``. DDRM, DDNM, ΠGDM and SNIPS need it.
+    """
+
+    def V(self, c: torch.Tensor) -> torch.Tensor: ...
+    def Vt(self, x: torch.Tensor) -> torch.Tensor: ...
+    def U(self, c: torch.Tensor) -> torch.Tensor: ...
+    def Ut(self, y: torch.Tensor) -> torch.Tensor: ...
+    def singulars(self) -> torch.Tensor: ...
 
 
 @runtime_checkable
@@ -175,3 +287,23 @@ def time_tensor(t, x: torch.Tensor) -> torch.Tensor:
     if t.shape != (n,):
         raise DiffcoreError(f"t has shape {tuple(t.shape)}; expected a scalar or ({n},) to match x_t")
     return t
+
+
+@runtime_checkable
+class Trainable(Protocol):
+    """A network-backed prior that can be fine-tuned (:mod:`diffcore.training`).
+
+    - ``network``: the :class:`torch.nn.Module` the prior runs; training changes its parameters;
+    - ``prediction_type``: what the network outputs: ``epsilon``, ``v_prediction`` or ``sample``
+      (diffusers' names; :func:`diffcore.conversions.training_target` gives each target);
+    - ``schedule``: the :class:`Schedule` of its forward process;
+    - ``network_output(x_t, t, cond=None)``: the network's raw output at ``(x_t, t)`` in that
+      parameterisation, in the network's mode and with gradients to its parameters (``predict``
+      converts the same output to a :class:`Prediction`, without parameter gradients).
+    """
+
+    network: torch.nn.Module
+    prediction_type: str
+    schedule: Schedule
+
+    def network_output(self, x_t: torch.Tensor, t, cond: Cond | None = None) -> torch.Tensor: ...

@@ -15,7 +15,7 @@ import time
 import torch
 
 from diffcore.metrics import sliced_wasserstein
-from diffcore.priors import GaussianMixturePrior
+from diffcore.priors import GaussianMixturePrior, PriorWrapper
 from diffcore.samplers import SAMPLERS, sample
 
 # one colour and marker per sampler, shared by every picture (euler draws dashed: it coincides with ddim)
@@ -41,13 +41,12 @@ def ring_mixture(k: int = 8, radius: float = 2.5, radial_std: float = 0.12, tang
     return GaussianMixturePrior(means, weights, covs)
 
 
-class _Counted:
+class _Counted(PriorWrapper):
     """A prior that counts its network evaluations (NFE)."""
 
     def __init__(self, prior):
-        self.prior, self.calls = prior, 0
-        self.schedule, self.sample_shape = prior.schedule, prior.sample_shape
-        self.accepts, self.latent = prior.accepts, prior.latent
+        super().__init__(prior)
+        self.calls = 0
 
     def predict(self, x_t, t, cond=None):
         self.calls += 1

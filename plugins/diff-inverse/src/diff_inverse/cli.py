@@ -140,39 +140,12 @@ def images_command(prior_spec, operator_items, solver_items, steps, n, sigma_y, 
 
 
 # -- solve ---------------------------------------------------------------------------------------
-class _NullCond:
-    """A class-conditional prior used unconditionally: calls without ``cond`` get the null label."""
-
-    def __init__(self, prior, null_label: int):
-        self.prior, self.null_label = prior, int(null_label)
-        self.schedule, self.sample_shape = prior.schedule, prior.sample_shape
-        self.latent = getattr(prior, "latent", None)
-        self.consistent = bool(getattr(prior, "consistent", True))
-        self.accepts = frozenset()
-
-    @property
-    def device(self):
-        import torch
-
-        return getattr(self.prior, "device", torch.device("cpu"))
-
-    def predict(self, x_t, t, cond=None):
-        import torch
-
-        from diffcore.protocols import Cond
-
-        if cond is None:
-            cond = Cond(labels=torch.full((x_t.shape[0],), self.null_label, dtype=torch.long, device=x_t.device))
-        return self.prior.predict(x_t, t, cond)
-
-
 def _image_shape(prior) -> tuple[int, int, int]:
     from diffcore.errors import DiffcoreError
 
-    latent = getattr(prior, "latent", None)
-    shape = tuple(getattr(latent, "image_shape", None) or ()) if latent is not None else tuple(prior.sample_shape)
+    shape = tuple(prior.image_shape)
     if len(shape) != 3 or shape[0] not in (1, 3):
-        what = "a latent prior whose decoder does not say its image shape" if latent is not None and not shape else f"samples of shape {shape}"
+        what = f"samples of shape {shape}"
         raise DiffcoreError(f"`diffcore inverse solve` needs an image prior (C, H, W) with C = 1 or 3; this one has {what}")
     return shape
 
@@ -281,9 +254,10 @@ def solve_command(prior_spec, operator_spec, solver_spec, steps, input_path, res
         x, source = _embedded_image(prior_spec, shape)
     noise = {} if sigma_y is None else {"sigma_y": float(sigma_y)}
     operator = build("operator", operator_spec, x_shape=shape, **noise)
-    null_label = getattr(prior, "null_label", None)
-    if "labels" in getattr(prior, "accepts", ()) and null_label is not None:
-        prior = _NullCond(prior, null_label)
+    if prior.accepts and prior.null_cond is not None:  # a conditional prior used without its condition
+        from diffcore.priors import unconditional
+
+        prior = unconditional(prior)
 
     x = x[None].to(torch.float32)
     generator = torch.Generator().manual_seed(seed)

@@ -20,12 +20,16 @@ from __future__ import annotations
 import torch
 
 from diffcore.errors import DiffcoreError, ShapeError
-from diffcore.protocols import Cond, Prediction, check_cond, time_tensor
+from diffcore.protocols import Cond, Prediction, PriorBase, check_cond, time_tensor
 from diffcore.schedules import DiscreteSchedule, make_schedule
 
 
-class IsotropicGaussian:
+class IsotropicGaussian(PriorBase):
     """Isotropic Gaussian N(mean, std^2 I), exact at every t (an example prior)
+
+    ``PriorBase`` gives the defaults of the rest of the prior contract (unconditional, on the CPU,
+    a pixel prior); ``sample_marginal`` overrides its default because this prior knows its marginal,
+    so samplers start from it exactly.
 
     Args:
         mean: the mean of one sample; its shape is the prior's ``sample_shape``.
@@ -36,6 +40,14 @@ class IsotropicGaussian:
 
     accepts = frozenset()  # unconditional: any Cond field is rejected with a clear error
     latent = None  # a pixel prior: it has no autoencoder
+
+    def sample_marginal(self, n: int, t, *, generator=None, dtype=torch.float32, device=None) -> torch.Tensor:
+        """``n`` exact draws of ``x_t``: ``N(alpha mean, (alpha^2 std^2 + sigma^2) I)``."""
+        tt = torch.as_tensor(t, dtype=torch.float64)
+        alpha, sigma = float(self.schedule.alpha(tt)), float(self.schedule.sigma(tt))
+        noise = torch.randn((n, *self.sample_shape), generator=generator, dtype=torch.float64)
+        x = alpha * self.mean.double() + (alpha**2 * self.std**2 + sigma**2) ** 0.5 * noise
+        return x.to(dtype=dtype, device=device)
 
     def __init__(self, mean, std: float = 1.0, *, schedule=None):
         self.mean = torch.as_tensor(mean, dtype=torch.float32)

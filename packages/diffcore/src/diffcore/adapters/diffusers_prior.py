@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 
 from diffcore.errors import CheckpointError, DiffcoreError, ShapeError
-from diffcore.protocols import Cond, Prediction, check_cond
+from diffcore.protocols import Cond, Prediction, PriorBase, check_cond
 from diffcore.schedules import DiscreteSchedule
 
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
@@ -188,7 +188,7 @@ def _first(value, n: int, what: str, dims: int):
     return value
 
 
-class DiffusersUNetPrior:
+class DiffusersUNetPrior(PriorBase):
     """A pixel prior: a diffusers ``UNet2DModel`` read through its scheduler config.
 
     Args:
@@ -203,17 +203,36 @@ class DiffusersUNetPrior:
             faster for the zoo's small UNets on a CPU; the values agree with the default layout
             up to float rounding, so off by default: with it off, samples match diffusers'
             pipelines to 1e-5). Inputs and outputs stay in the usual layout.
+        null_label: for a class-conditional UNet trained with label dropout, the label that means
+            "no class" (it makes ``null_cond``); class_names: the names of its labels.
+        owned: the prior owns ``unet`` (the loaders pass True): it is put in eval mode with its
+            parameters frozen once. Otherwise (a module you pass in) the prior never changes its
+            mode or ``requires_grad``: each ``predict`` runs it in eval mode and restores the mode
+            after, and where parameters require gradients it runs on detached copies of them, so
+            ``predict`` is differentiable in ``x_t`` only. ``device`` and ``dtype`` move the module
+            you pass (``Module.to`` works in place), as diffusers' pipelines do.
 
     ``predict`` takes ``x_t`` of shape (N, C, H, W) (any H, W the network accepts; the
     trained size is ``sample_shape``) and ``t`` in [0, 1] as a float, 0-d or (N,) tensor.
     ``t`` is mapped to the timestep ``t T - 1`` in float64, rounded to the nearest integer
-    when within 1e-4 of one and clamped to ``[0, T - 1]``.
+    when within 1e-4 of one and clamped to ``[0, T - 1]``. ``network`` is the torch module.
     """
 
     latent = None
     name = "diffusers"
 
-    def __init__(self, unet, scheduler_config, device=None, dtype=None, clip_x0: bool | None = None, channels_last: bool = False):
+    def __init__(
+        self,
+        unet,
+        scheduler_config,
+        device=None,
+        dtype=None,
+        clip_x0: bool | None = None,
+        channels_last: bool = False,
+        null_label: int | None = None,
+        class_names=None,
+        owned: bool = False,
+    ):
         config = _config_dict(scheduler_config)
         self.scheduler_config = config
         self.schedule = schedule_from_config(config)
@@ -236,18 +255,50 @@ class DiffusersUNetPrior:
             unet = unet.to(device)
         if dtype is not None:
             unet = unet.to(dtype)
-        self.unet = unet.eval().requires_grad_(False)
+        self.owned = bool(owned)
+        if self.owned:
+            unet = unet.eval().requires_grad_(False)
+        self.network = unet
         param = next(unet.parameters())
         self.device, self.dtype = param.device, param.dtype
         self.channels_last = bool(channels_last)
         if self.channels_last:
-            self.unet = self.unet.to(memory_format=torch.channels_last)
+            self.network = self.network.to(memory_format=torch.channels_last)
         ucfg = unet.config
         size = ucfg.sample_size
         size = (int(size), int(size)) if isinstance(size, int) else tuple(int(s) for s in size)
         self.in_channels = int(ucfg.in_channels)
         self.sample_shape = (self.in_channels, *size)
         self.accepts = self._accepts()
+        self.null_label = None if null_label is None else int(null_label)
+        self.class_names = None if class_names is None else tuple(str(c) for c in class_names)
+        if "labels" in self.accepts:
+            self.null_cond = None if self.null_label is None else Cond(labels=torch.tensor([self.null_label]))
+
+    @property
+    def unet(self):
+        """The network (the name diffusers uses); the same object as ``network``."""
+        return self.network
+
+    def _run(self, *args, **kwargs):
+        """Call the network for a prediction: eval mode, no parameter gradients, the caller's module unchanged."""
+        net = self.network
+        if self.owned and not net.training:
+            if not any(p.requires_grad for p in net.parameters()):
+                return net(*args, **kwargs)
+        was_training = net.training
+        if was_training:
+            net.eval()
+        try:
+            if any(p.requires_grad for p in net.parameters()):
+                from torch.func import functional_call
+
+                state = {k: v.detach() for k, v in [*net.named_parameters(), *net.named_buffers()]}
+                return functional_call(net, state, args, kwargs)
+            return net(*args, **kwargs)
+        finally:
+            if was_training:
+                net.train()
 
     def _accepts(self) -> frozenset[str]:
         cfg = self.unet.config
@@ -297,8 +348,8 @@ class DiffusersUNetPrior:
             labels = _first(torch.as_tensor(cond.labels, device=x.device), x.shape[0], "cond.labels", 1)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-            return self.unet(x, timestep, class_labels=labels, return_dict=False)[0].contiguous()
-        return self.unet(x, timestep, class_labels=labels, return_dict=False)[0]
+            return self._run(x, timestep, class_labels=labels, return_dict=False)[0].contiguous()
+        return self._run(x, timestep, class_labels=labels, return_dict=False)[0]
 
     def _check_x(self, x_t):
         if not isinstance(x_t, torch.Tensor) or x_t.ndim != 4 or x_t.shape[1] != self.in_channels:
@@ -354,7 +405,15 @@ def find_scheduler_config(folder: Path, subfolder: str | None = None) -> dict:
 
 
 def load_unet_prior(
-    path, subfolder: str | None = None, device=None, dtype=None, trust_pickle: bool = False, clip_x0: bool | None = None, channels_last: bool = False
+    path,
+    subfolder: str | None = None,
+    device=None,
+    dtype=None,
+    trust_pickle: bool = False,
+    clip_x0: bool | None = None,
+    channels_last: bool = False,
+    null_label: int | None = None,
+    class_names=None,
 ) -> DiffusersUNetPrior:
     """Load a :class:`DiffusersUNetPrior` from a local folder or a Hugging Face Hub id.
 
@@ -383,4 +442,6 @@ def load_unet_prior(
     except ImportError as exc:
         raise ImportError('the diffusers prior needs diffusers: pip install "diffcore[diffusers]"') from exc
     unet = from_pretrained(UNet2DModel, folder, subfolder=subfolder, trust_pickle=trust_pickle)
-    return DiffusersUNetPrior(unet, scheduler_config, device=device, dtype=dtype, clip_x0=clip_x0, channels_last=channels_last)
+    return DiffusersUNetPrior(
+        unet, scheduler_config, device=device, dtype=dtype, clip_x0=clip_x0, channels_last=channels_last, null_label=null_label, class_names=class_names, owned=True
+    )

@@ -46,6 +46,16 @@ class VAELatent:
     def dtype(self):
         return next(self.vae.parameters()).dtype
 
+    @property
+    def factor(self) -> int:
+        """How many pixels one latent cell spans along each axis (8 for Stable Diffusion's VAE)."""
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    def image_shape(self, latent_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The shape of the image a latent of ``latent_shape`` (C, h, w) decodes to."""
+        *_, h, w = latent_shape
+        return (int(self.vae.config.out_channels), h * self.factor, w * self.factor)
+
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         posterior = self.vae.encode(images.to(self.dtype)).latent_dist
         return ((posterior.mean - self.shift_factor) * self.scaling_factor).to(images.dtype)
@@ -62,25 +72,35 @@ class StableDiffusionPrior(DiffusersUNetPrior):
         unet: ``UNet2DConditionModel``; vae: ``AutoencoderKL``; text_encoder:
             ``CLIPTextModel``; tokenizer: ``CLIPTokenizer``.
         scheduler_config: the pipeline scheduler's config (dict or scheduler).
-        device, dtype, clip_x0: as for :class:`DiffusersUNetPrior`.
+        device, dtype, clip_x0, owned: as for :class:`DiffusersUNetPrior`; ``owned`` also puts the
+            VAE and the text encoder in eval mode with frozen parameters (otherwise they are used as
+            they are).
+
+    ``null_cond`` is the empty prompt's embedding, what ``predict`` without a cond uses.
     """
 
     name = "stable-diffusion"
 
-    def __init__(self, unet, vae, text_encoder, tokenizer, scheduler_config, device=None, dtype=None, clip_x0: bool | None = None):
+    def __init__(self, unet, vae, text_encoder, tokenizer, scheduler_config, device=None, dtype=None, clip_x0: bool | None = None, owned: bool = False):
         dtype = _dtype(dtype)
-        super().__init__(unet, scheduler_config, device=device, dtype=dtype, clip_x0=clip_x0)
+        super().__init__(unet, scheduler_config, device=device, dtype=dtype, clip_x0=clip_x0, owned=owned)
         for setting in (device, dtype):
             if setting is not None:
                 vae, text_encoder = vae.to(setting), text_encoder.to(setting)
-        self.vae = vae.eval().requires_grad_(False)
-        self.text_encoder = text_encoder.eval().requires_grad_(False)
+        if owned:
+            vae, text_encoder = vae.eval().requires_grad_(False), text_encoder.eval().requires_grad_(False)
+        self.vae = vae
+        self.text_encoder = text_encoder
         self.tokenizer = tokenizer
         self.latent = VAELatent(self.vae)
         self._empty: torch.Tensor | None = None
 
     def _accepts(self) -> frozenset[str]:
         return frozenset({"text"})
+
+    @property
+    def null_cond(self) -> Cond:
+        return Cond(text=self._embeddings(None, 1))
 
     @torch.no_grad()
     def encode_text(self, text: str | list[str]) -> torch.Tensor:
@@ -105,7 +125,7 @@ class StableDiffusionPrior(DiffusersUNetPrior):
 
     def _network(self, x, timestep, cond: Cond | None) -> torch.Tensor:
         emb = self._embeddings(cond, x.shape[0]).to(device=x.device, dtype=self.dtype)
-        return self.unet(x, timestep, encoder_hidden_states=emb, return_dict=False)[0]
+        return self._run(x, timestep, encoder_hidden_states=emb, return_dict=False)[0]
 
 
 def load_stable_diffusion(path, prompt=None, negative_prompt="", guidance_scale: float = 7.5, device=None, dtype=None, trust_pickle: bool = False):
@@ -133,7 +153,7 @@ def load_stable_diffusion(path, prompt=None, negative_prompt="", guidance_scale:
     vae = from_pretrained(AutoencoderKL, folder, subfolder="vae", trust_pickle=trust_pickle)
     text_encoder = from_pretrained(CLIPTextModel, folder, subfolder="text_encoder", trust_pickle=trust_pickle)
     tokenizer = from_pretrained(CLIPTokenizer, folder, subfolder="tokenizer", weights=False)
-    prior = StableDiffusionPrior(unet, vae, text_encoder, tokenizer, scheduler_config, device=device, dtype=dtype)
+    prior = StableDiffusionPrior(unet, vae, text_encoder, tokenizer, scheduler_config, device=device, dtype=dtype, owned=True)
     if prompt is None:
         return prior
     from diffcore.priors import Guided

@@ -28,7 +28,7 @@ import math
 import torch
 
 from diffcore.errors import DiffcoreError, ShapeError
-from diffcore.protocols import Cond, Prediction, check_cond, time_tensor
+from diffcore.protocols import Cond, Prediction, PriorBase, check_cond, time_tensor
 
 _CHUNK = 1 << 22  # elements of the (N, K, d) work arrays processed at once
 
@@ -39,7 +39,7 @@ def _default_schedule():
     return DiscreteSchedule.linear(1000)
 
 
-class GaussianMixturePrior:
+class GaussianMixturePrior(PriorBase):
     """A mixture ``sum_k w_k N(m_k, C_k)`` in ``d`` dimensions with exact predictions.
 
     Args:
@@ -51,9 +51,6 @@ class GaussianMixturePrior:
         shape: the shape of one sample, e.g. ``(1, 4, 4)`` to use the mixture as an image
             prior; must have ``d`` elements; default ``(d,)``.
     """
-
-    accepts = frozenset()
-    latent = None
 
     def __init__(self, means, weights=None, covs=None, *, schedule=None, shape=None):
         means = torch.as_tensor(means, dtype=torch.float64)
@@ -227,6 +224,23 @@ class GaussianMixturePrior:
                 out[rows] = scaled[rows] @ self.Q[c].T
             scaled = out
         return (self.means[k] + scaled).reshape(n, *self.sample_shape).to(dtype)
+
+    def sample_marginal(self, n: int, t, *, generator: torch.Generator | None = None, dtype=torch.float32, device=None) -> torch.Tensor:
+        """``n`` exact draws of ``x_t = alpha(t) x0 + sigma(t) eps`` at one time ``t`` (where samplers start).
+
+        >>> g = GaussianPrior(mean=[4.0])
+        >>> x = g.sample_marginal(20000, 1.0, generator=torch.Generator().manual_seed(0))
+        >>> a, s = float(g.schedule.alpha(torch.tensor(1.0))), float(g.schedule.sigma(torch.tensor(1.0)))
+        >>> abs(float(x.mean()) - 4.0 * a) < 0.02, abs(float(x.var()) - (a * a + s * s)) < 0.03
+        (True, True)
+        """
+        tt = torch.as_tensor(t, dtype=torch.float64)
+        if tt.ndim != 0:
+            raise DiffcoreError(f"sample_marginal takes one time t, got shape {tuple(tt.shape)}")
+        alpha, sigma = float(self.schedule.alpha(tt)), float(self.schedule.sigma(tt))
+        x0 = self.sample(n, generator=generator, dtype=torch.float64)
+        eps = torch.randn(x0.shape, generator=generator, dtype=torch.float64)
+        return (alpha * x0 + sigma * eps).to(dtype=dtype, device=device)
 
     def marginal(self, indices) -> GaussianMixturePrior:
         """The mixture of the coordinates ``indices`` (exact: marginals of Gaussians)."""

@@ -15,6 +15,7 @@ from dataclasses import fields
 import torch
 
 from diffcore.errors import DiffcoreError
+from diffcore.priors.wrapper import PriorWrapper
 from diffcore.protocols import Cond, Prediction
 
 
@@ -47,26 +48,25 @@ def _cat(a: Cond, b: Cond) -> Cond:
     return Cond(**out)
 
 
-class Guided:
+class Guided(PriorWrapper):
     """Wrap ``prior`` with classifier-free guidance of strength ``scale``.
 
     ``cond`` and ``uncond`` are :class:`~diffcore.Cond` objects with batch size 1 (broadcast)
-    or N. A call to ``predict`` with its own ``cond`` replaces the stored one for that call.
+    or N; ``uncond`` defaults to the prior's ``null_cond`` (its null label or empty prompt). A
+    call to ``predict`` with its own ``cond`` replaces the stored one for that call.
     """
 
-    def __init__(self, prior, scale: float, cond: Cond, uncond: Cond):
+    changes_distribution = True
+
+    def __init__(self, prior, scale: float, cond: Cond, uncond: Cond | None = None):
+        super().__init__(prior)
+        if uncond is None:
+            uncond = prior.null_cond
+            if uncond is None:
+                raise DiffcoreError(f"{type(prior).__name__} has no unconditional model (null_cond is None); pass uncond= explicitly")
         if not isinstance(cond, Cond) or not isinstance(uncond, Cond):
             raise DiffcoreError("Guided needs cond and uncond as diffcore.Cond objects")
-        self.prior, self.scale, self.cond, self.uncond = prior, float(scale), cond, uncond
-        self.schedule = prior.schedule
-        self.sample_shape = prior.sample_shape
-        self.latent = getattr(prior, "latent", None)
-        self.accepts = getattr(prior, "accepts", frozenset())
-        self.consistent = bool(getattr(prior, "consistent", True))
-
-    @property
-    def device(self):
-        return getattr(self.prior, "device", torch.device("cpu"))
+        self.scale, self.cond, self.uncond = float(scale), cond, uncond
 
     def predict(self, x_t, t, cond: Cond | None = None) -> Prediction:
         n = x_t.shape[0]

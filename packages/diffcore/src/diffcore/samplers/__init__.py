@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from diffcore.errors import DiffcoreError, closest
-from diffcore.protocols import Cond, check_cond
+from diffcore.protocols import Cond, check_cond, check_prior_attributes
 from diffcore.samplers._common import noise_like
 from diffcore.samplers.ddim import ddim
 from diffcore.samplers.ddpm import ddpm
@@ -38,26 +38,60 @@ def get_sampler(name: str):
     return SAMPLERS[key]
 
 
-def initial_noise(prior, n: int, t, *, generator=None, device=None, dtype=torch.float32) -> torch.Tensor:
-    """Noise to start sampling at time t: N(0, alpha^2 + sigma^2) (unit data variance assumed)."""
-    device = torch.device(device) if device is not None else torch.device(getattr(prior, "device", "cpu"))
+STARTS = ("prior", "normal")
+
+
+def initial_noise(prior, n: int, t, *, generator=None, device=None, dtype=torch.float32, start: str = "prior", cond: Cond | None = None) -> torch.Tensor:
+    """The state to start sampling from at time t.
+
+    ``start="prior"`` (default): the prior's exact marginal at t where it knows it
+    (``prior.sample_marginal``, e.g. a Gaussian mixture, and only without a condition), else
+    ``N(0, init_std(t)^2)``; ``start="normal"``: always ``N(0, init_std(t)^2)``, which assumes
+    unit data variance (``init_std = sqrt(alpha^2 + sigma^2)``).
+    """
+    if start not in STARTS:
+        raise DiffcoreError(f"start must be one of {', '.join(STARTS)}, got {start!r}")
+    device = torch.device(device) if device is not None else torch.device(prior.device)
+    if start == "prior" and (cond is None or not cond.given()):
+        x = prior.sample_marginal(n, torch.as_tensor(t, dtype=torch.float64), generator=generator, dtype=dtype, device=device)
+        if x is not None:
+            return x
     x = noise_like(torch.empty((n, *prior.sample_shape), dtype=dtype, device=device), generator)
     return x * prior.schedule.init_std(torch.as_tensor(t, dtype=torch.float64)).to(dtype)
 
 
-def sample(prior, n: int, *, steps: int, sampler: str = "ddim", cond: Cond | None = None, generator: torch.Generator | None = None, decode: bool = True, progress: bool = False, device=None, dtype=torch.float32, **options) -> torch.Tensor:
+def sample(
+    prior,
+    n: int,
+    *,
+    steps: int,
+    sampler: str = "ddim",
+    cond: Cond | None = None,
+    generator: torch.Generator | None = None,
+    decode: bool = True,
+    progress: bool = False,
+    device=None,
+    dtype=torch.float32,
+    start: str = "prior",
+    **options,
+) -> torch.Tensor:
     """Draw ``n`` samples from ``prior`` with ``steps`` steps of ``sampler``.
 
     Samplers: ``ddpm`` (ancestral), ``ddim`` (option ``eta``), ``euler`` and ``heun`` (EDM;
-    options ``s_churn``, ``s_tmin``, ``s_tmax``, ``s_noise``), ``dpm++2m``. Latent priors are
+    options ``s_churn``, ``s_tmin``, ``s_tmax``, ``s_noise``), ``dpm++2m``, or any a plugin registers
+    (``diffcore available sampler``); ``options`` are the sampler's, or inline in its name
+    (``sampler="ddim:eta=0.5"``). Latent priors are
     decoded to images unless ``decode=False``. The same generator seed gives the same samples.
+    ``start`` chooses the starting state (:func:`initial_noise`): the prior's exact marginal where
+    it knows one (``"prior"``, the default), or ``"normal"``, N(0, init_std^2) always.
     """
+    check_prior_attributes(prior)
     fn = get_sampler(sampler)
     if not isinstance(n, int) or n < 1:
         raise DiffcoreError(f"n must be a positive integer, got {n!r}")
-    check_cond(type(prior).__name__, getattr(prior, "accepts", frozenset()), cond)
+    check_cond(type(prior).__name__, prior.accepts, cond)
     ts = prior.schedule.timesteps(steps)
-    x = initial_noise(prior, n, ts[0], generator=generator, device=device, dtype=dtype)
+    x = initial_noise(prior, n, ts[0], generator=generator, device=device, dtype=dtype, start=start, cond=cond)
     callback = options.pop("callback", None)
     if progress:
         from rich.progress import Progress
@@ -78,7 +112,7 @@ def sample(prior, n: int, *, steps: int, sampler: str = "ddim", cond: Cond | Non
             if "unexpected keyword" in str(exc):
                 raise DiffcoreError(f"sampler {sampler!r} does not take option: {exc}") from None
             raise
-    latent = getattr(prior, "latent", None)
+    latent = prior.latent
     if decode and latent is not None:
         with torch.no_grad():
             x = latent.decode(x)

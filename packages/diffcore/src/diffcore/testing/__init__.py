@@ -39,7 +39,7 @@ from pathlib import Path
 import torch
 
 from diffcore.errors import DiffcoreError
-from diffcore.protocols import Cond
+from diffcore.protocols import Cond, check_cond, check_prior_attributes
 
 __all__ = ["check_operator", "check_prior", "check_schedule", "save_tiny_stable_diffusion", "save_tiny_unet_pipeline", "tiny_clip_tokenizer"]
 
@@ -78,6 +78,12 @@ def check_schedule(schedule, *, steps=(1, 2, 10, 50)) -> None:
     _expect(not shrinks.any(), f"{name}: sigma(t) shrinks at t = {float(t[1:][shrinks][0]) if shrinks.any() else 0:.4f}; it must not decrease")
     lam = torch.log(a[1:]) - torch.log(s[1:])
     _expect((lam.diff() <= 1e-9).all(), f"{name}: log-SNR log(alpha/sigma) must fall with t")
+    inner = t[1:]
+    log_snr = schedule.log_snr(inner)
+    _expect(torch.allclose(log_snr, lam, rtol=1e-6, atol=1e-6), f"{name}: log_snr(t) differs from log(alpha(t) / sigma(t))")
+    std = schedule.init_std(inner)
+    _expect(torch.isfinite(std).all() and (std > 0).all(), f"{name}: init_std(t) must be finite and positive on (0, 1]")
+    _expect(torch.allclose(std, torch.sqrt(a[1:] ** 2 + s[1:] ** 2), rtol=1e-5), f"{name}: init_std(t) must be sqrt(alpha^2 + sigma^2)")
     half = torch.tensor(0.5, dtype=torch.float64)
     _expect(schedule.alpha(half).ndim == 0 and schedule.sigma(half).ndim == 0, f"{name}: alpha/sigma of a 0-d time must be 0-d")
     T = getattr(schedule, "num_train_timesteps", None)
@@ -152,6 +158,17 @@ def check_prior(prior, *, n: int = 2, generator: torch.Generator | None = None, 
     known = {f.name for f in fields(Cond)}
     _expect(isinstance(accepts, frozenset) and accepts <= known, f"{name}: accepts must be a frozenset of Cond fields ({', '.join(sorted(known))}), got {accepts!r}")
     _expect(hasattr(prior, "latent"), f"{name}: has no 'latent' attribute (None for pixel priors)")
+    try:
+        check_prior_attributes(prior)
+    except DiffcoreError as exc:
+        raise AssertionError(str(exc)) from None
+    _expect(isinstance(prior.device, torch.device) and isinstance(prior.dtype, torch.dtype), f"{name}: device and dtype must be a torch.device and a torch.dtype")
+    _expect(prior.class_names is None or isinstance(prior.class_names, tuple), f"{name}: class_names must be None or a tuple")
+    _expect(isinstance(prior.image_shape, tuple) and len(prior.image_shape) >= 1, f"{name}: image_shape must be a tuple")
+    null = prior.null_cond
+    _expect(null is None or isinstance(null, Cond), f"{name}: null_cond must be a Cond or None, got {type(null).__name__}")
+    if null is not None:
+        check_cond(name, accepts, null)
     check_schedule(prior.schedule)
     if consistent is None:
         consistent = bool(getattr(prior, "consistent", True))
@@ -178,6 +195,12 @@ def check_prior(prior, *, n: int = 2, generator: torch.Generator | None = None, 
             got, want = getattr(vec, part)[i], getattr(ref, part)[i]
             scale = float(want.abs().max()) + 1e-6
             _expect(torch.allclose(got, want, rtol=1e-4, atol=1e-5 * scale), f"{name}: per-sample t gives {part}[{i}] different from scalar t={float(per_sample[i])} (max diff {float((got - want).abs().max()):.3g})")
+
+    if null is not None and null.given() and cond is None:
+        unc = prior.predict(x, float(times[1]), null)
+        _check_prediction(prior, unc, x, times[1], f"{name}.predict(x, t, null_cond)", consistent, rtol, atol)
+    start = prior.sample_marginal(n, float(times[0]), generator=g, dtype=torch.float32, device=device)
+    _expect(start is None or (isinstance(start, torch.Tensor) and tuple(start.shape) == (n, *shape)), f"{name}: sample_marginal must return None or ({n}, *sample_shape)")
 
     again = prior.predict(x, float(times[1]), cond)
     for part in ("x0", "eps"):

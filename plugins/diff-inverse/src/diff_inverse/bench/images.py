@@ -190,14 +190,10 @@ def image_shape(prior) -> tuple[int, int, int]:
 
 
 def unconditional(prior):
-    """A class-conditional prior with its null label fixed; any other prior as it is."""
-    null_label = getattr(prior, "null_label", None)
-    if "labels" in getattr(prior, "accepts", ()) and null_label is not None:
-        from diffcore import Cond
-        from diffcore.priors import Conditioned
+    """A conditional prior fixed to its null condition (``diffcore.priors.unconditional``); any other prior as it is."""
+    from diffcore.priors import unconditional as fixed
 
-        return Conditioned(prior, Cond(labels=torch.tensor([int(null_label)])))
-    return prior
+    return fixed(prior) if prior.accepts and prior.null_cond is not None else prior
 
 
 # -- parsing the selections ----------------------------------------------------------------------
