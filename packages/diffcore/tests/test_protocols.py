@@ -30,7 +30,9 @@ def test_a_prior_lacking_the_contract_gets_one_line_naming_what_is_missing():
 
         def predict(self, x_t, t, cond=None): ...
 
-    with pytest.raises(DiffcoreError, match="lacks sample_marginal, image_shape, accepts, null_cond and 5 more; inherit diffcore.protocols.PriorBase"):
+    with pytest.raises(
+        DiffcoreError, match="lacks sample_marginal, image_shape, accepts, null_cond and 5 more; inherit diffcore.protocols.PriorBase"
+    ):
         diffcore.sample(Bare(), 2, steps=2)
 
     class Complete(PriorBase, Bare):
@@ -116,7 +118,9 @@ def test_exact_start_brings_ddim_to_the_sampling_floor_on_an_unscaled_mixture():
     the floor that exact samples reach against each other."""
     prior, n = _unscaled_grid(8), 2000
     ref = prior.sample(n, torch.Generator().manual_seed(100))
-    floor = float(sliced_wasserstein(prior.sample(n, torch.Generator().manual_seed(101)), ref, n_dirs=200, generator=torch.Generator().manual_seed(7)))
+    floor = float(
+        sliced_wasserstein(prior.sample(n, torch.Generator().manual_seed(101)), ref, n_dirs=200, generator=torch.Generator().manual_seed(7))
+    )
     sw = {}
     for start in ("prior", "normal"):
         x = diffcore.sample(prior, n, steps=100, sampler="ddim", start=start, generator=torch.Generator().manual_seed(1))
