@@ -137,7 +137,7 @@ BAD = [
     ("size", ["--operator", "sr:factor=4", "--input", "{tmp}/big.png"], "16x16"),
     ("mask", ["--operator", "inpaint:mask='{tmp}/mask8.png'"], "(16, 16)"),
     ("no-svd", ["--operator", "ct", "--solver", "ddrm"], "Solvers that fit it"),
-    ("nonlinear", ["--operator", "jpeg", "--solver", "ddnm"], "Solvers that fit it: dps"),
+    ("nonlinear", ["--operator", "jpeg", "--solver", "ddnm"], "No registered solver fits it yet"),  # dps and red-diff need a differentiable A (diff_inverse.solvers.fits)
     ("solver", ["--operator", "sr:factor=4", "--solver", "nosuch"], "unknown solver"),
     ("operator", ["--operator", "nosuch"], "unknown operator"),
     ("option", ["--operator", "sr:factr=4"], "factr"),
@@ -204,3 +204,22 @@ def test_gradient_solver_refuses_a_non_differentiable_operator():
     y = op.A(torch.zeros(1, 1, 8, 8))
     with pytest.raises(DiffcoreError, match="not differentiable"):
         solve(prior, op, y, solver="dps", steps=2)
+
+
+@needs_digits
+def test_device_and_dtype_options(tmp_path, monkeypatch):
+    """--dtype runs the network in another precision (the result stays close); a device this machine lacks,
+    or a dtype an exact prior cannot take, is a one-line error with nothing written."""
+    monkeypatch.delenv("DIFFCORE_DEVICE", raising=False)
+    full = _solve([*INPAINT, "--device", "cpu"], tmp_path / "f32")
+    half = _solve([*INPAINT, "--dtype", "bfloat16"], tmp_path / "bf16")
+    assert full.exit_code == 0 and half.exit_code == 0, full.output + half.output
+    a, b = (json.loads((tmp_path / k / "metrics.json").read_text())["restoration"]["psnr"] for k in ("f32", "bf16"))
+    assert abs(a - b) < 3.0, (a, b)  # bf16 rounding shifts the sample a little, not the restoration
+    if not torch.cuda.is_available():
+        res = _solve([*INPAINT, "--device", "cuda"], tmp_path / "cuda")
+        assert res.exit_code == 2 and "CUDA is not available" in res.output and len(res.output.strip().splitlines()) == 1
+        assert not (tmp_path / "cuda").exists()
+    monkeypatch.setenv("DIFFCORE_DEVICE", "tpu")
+    res = _solve(INPAINT, tmp_path / "env")
+    assert res.exit_code == 2 and "unknown device 'tpu'" in res.output and not (tmp_path / "env").exists()

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from diffcore.devices import device_options
+
 
 def _ints(ctx, param, values) -> tuple[int, ...]:
     """``--dx 8 --dx 80`` and ``--dx 8,80`` both give (8, 80)."""
@@ -90,8 +92,9 @@ def gmm(dxs, dys, steps_list, problems, samples, solver_names, seed, weights, th
 @click.option("--seed", default=0, show_default=True, type=int, help="Seeds the measurement noise (seed) and the solvers (seed + 1).")
 @click.option("--samples", default=1, show_default=True, type=click.IntRange(min=1), help="Posterior samples per image; above 1 the tables also score their mean (the posterior-mean estimate).")
 @click.option("--threads", type=int, default=1, show_default=True, help="torch threads.")
+@device_options
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Markdown document: this prior's section is replaced (or appended), the others are kept.")
-def images_command(prior_spec, operator_items, solver_items, steps, n, sigma_y, seed, samples, threads, out) -> None:
+def images_command(prior_spec, operator_items, solver_items, steps, n, sigma_y, seed, samples, threads, device, dtype, out) -> None:
     """PSNR and SSIM of every solver on held-out images of a prior, next to the pseudo-inverse."""
     import math
     import shlex
@@ -123,6 +126,8 @@ def images_command(prior_spec, operator_items, solver_items, steps, n, sigma_y, 
         sigma_y=sigma_y,
         samples=samples,
         progress=progress,
+        device=device,
+        dtype=dtype,
     )
     args = ["--prior", bench_images._public_spec(prior_spec)]
     if operator_items:
@@ -207,8 +212,9 @@ def _write_folder(out: Path, files: dict[str, bytes]) -> None:
 @click.option("--resize", is_flag=True, help="Resize an input image of another size to the prior's.")
 @click.option("--sigma-y", "sigma_y", type=float, default=None, help="Standard deviation of the measurement noise (default: the operator's, 0 unless its spec says).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seeds the measurement noise and the solver: the same seed gives the same images.")
+@device_options
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder: restoration.png, measurement.png, input.png, metrics.json.")
-def solve_command(prior_spec, operator_spec, solver_spec, steps, input_path, resize, sigma_y, seed, out) -> None:
+def solve_command(prior_spec, operator_spec, solver_spec, steps, input_path, resize, sigma_y, seed, device, dtype, out) -> None:
     """Restore one image: measure it with an operator, then sample the posterior with a solver.
 
     Writes the restoration, the measurement (or, when y is not an image, its pseudo-inverse
@@ -225,6 +231,7 @@ def solve_command(prior_spec, operator_spec, solver_spec, steps, input_path, res
     import diffcore
     from diff_inverse import images
     from diff_inverse.solve import solve
+    from diffcore.devices import build_prior
     from diffcore.errors import DiffcoreError
     from diffcore.registry import parse_spec
 
@@ -246,7 +253,7 @@ def solve_command(prior_spec, operator_spec, solver_spec, steps, input_path, res
 
     solver_name, solver_options = parse_spec(solver_spec)
     solver = build("solver", solver_name, **solver_options)  # an unknown solver or option fails before any work
-    prior = build("prior", prior_spec)
+    prior = build_prior(prior_spec, device=device, dtype=dtype)
     shape = _image_shape(prior)
     if input_path is not None:
         x, source = images.read_image(input_path, shape, resize=resize), str(input_path)
@@ -260,12 +267,12 @@ def solve_command(prior_spec, operator_spec, solver_spec, steps, input_path, res
         prior = unconditional(prior)
 
     x = x[None].to(torch.float32)
-    generator = torch.Generator().manual_seed(seed)
-    y = operator.measure(x, generator)
+    generator = torch.Generator().manual_seed(seed)  # on the CPU: the same seed gives the same result on every device
+    y = operator.measure(x.to(prior.device), generator)
     t0 = time.perf_counter()
     restored = solve(prior, operator, y, solver=solver, steps=steps, generator=generator)
     solve_seconds = time.perf_counter() - t0
-    restored = restored.detach()
+    restored, y = restored.detach().cpu(), y.cpu()
 
     pinv = None
     if getattr(operator, "linear", False):

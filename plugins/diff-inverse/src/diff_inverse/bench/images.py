@@ -371,7 +371,7 @@ def _pinv(operator, y):
     if not getattr(operator, "linear", False):
         return None
     try:
-        return operator.A_pinv(y).detach()
+        return operator.A_pinv(y).detach().cpu()
     except (NotImplementedError, DiffcoreError):
         return None
 
@@ -389,6 +389,8 @@ def run(
     samples: int = 1,
     description: str | None = None,
     progress: Callable[[str, str, Scores | str], None] | None = None,
+    device=None,
+    dtype=None,
 ) -> Result:
     """Measure the test images with each operator and restore them with each solver.
 
@@ -405,6 +407,10 @@ def run(
     each ``y``) and scores, besides the first sample, their mean: the Monte Carlo estimate of the
     posterior mean, the estimator that minimises the expected squared error and so the one PSNR
     favours (a single posterior sample has twice its expected squared error).
+
+    ``device`` and ``dtype`` (a prior spec only; see :func:`diffcore.devices.build_prior`) choose
+    where the network runs; measurements and solves follow the prior's device, scores are computed
+    on the CPU, and the seeded generators stay on the CPU.
     """
     from diff_inverse.solve import solve
     from diffcore.registry import parse_spec
@@ -417,7 +423,12 @@ def run(
         raise DiffcoreError(f"sigma_y must be a finite number >= 0, got {sigma_y!r}")
     solver_objs = build_solvers(solvers)  # unknown solvers fail before the prior loads
     spec = prior if isinstance(prior, str) else getattr(prior, "name", type(prior).__name__)
-    model = _build("prior", prior) if isinstance(prior, str) else prior
+    if isinstance(prior, str):
+        from diffcore.devices import build_prior
+
+        model = build_prior(prior, device=device, dtype=dtype)
+    else:
+        model = prior
     shape = image_shape(model)
     rows = resolve_rows(operators, spec, shape, sigma_y)
     featured, featured_name = None, ""
@@ -439,7 +450,7 @@ def run(
 
     results = []
     for row, op in built:
-        y = op.measure(images, torch.Generator().manual_seed(seed))
+        y = op.measure(images.to(model.device), torch.Generator().manual_seed(seed))
         base = _pinv(op, y)
         rr = RowResult(row, type(op).__name__, _scores(base, images) if base is not None else None)
         for name, solver in solver_objs.items():
@@ -453,7 +464,7 @@ def run(
                     reason = str(exc).split(";")[0]
                 else:
                     seconds = time.perf_counter() - start
-                    x = x.detach().reshape(images.shape[0], samples, *images.shape[1:])
+                    x = x.detach().cpu().reshape(images.shape[0], samples, *images.shape[1:])
                     rr.cells[name] = _scores(x[:, 0], images, seconds)
                     if samples > 1:
                         rr.means[name] = _scores(x.clamp(-1, 1).mean(1), images, seconds)
