@@ -59,10 +59,27 @@ def _test_files() -> list[Path]:
     return sorted({p for g in pattern for p in ROOT.glob(g)})
 
 
-def test_the_kernel_has_the_seven_hooks_of_the_design():
+def test_the_kernel_has_the_hooks_of_the_design():
     assert sorted(KERNEL_SPECS) == sorted(
-        ["register_priors", "register_operators", "register_solvers", "register_representations", "register_distillers", "register_commands", "register_tour"]
+        [
+            "register_priors",
+            "register_schedules",
+            "register_samplers",
+            "register_operators",
+            "register_solvers",
+            "register_representations",
+            "register_distillers",
+            "register_tasks",
+            "register_commands",
+            "register_tour",
+        ]
     )
+
+
+def test_every_component_hook_fills_a_kind():
+    from diffcore.registry import KINDS
+
+    assert sorted(KINDS.values()) == sorted(n for n in KERNEL_SPECS if n != "register_commands")
 
 
 @pytest.mark.parametrize("name", sorted(KERNEL_SPECS))

@@ -1,5 +1,6 @@
-"""The built-in plugin: diffcore's own components, registered through the same hooks as any
-third-party plugin. Heavy imports stay inside the factories."""
+"""The built-in plugin: diffcore's own components (priors, schedules, samplers, the ``sample``
+job task, tour sections), registered through the same hooks as any third-party plugin. Heavy
+imports stay inside the factories."""
 
 from __future__ import annotations
 
@@ -46,6 +47,46 @@ def register_priors(register):
     register("gaussian", gaussian)
     register("diffusers", diffusers_prior)
     register("stable-diffusion", stable_diffusion, aliases=("sd",))
+
+
+@hookimpl
+def register_schedules(register):
+    from diffcore.schedules import SCHEDULES
+
+    summaries = {
+        "linear": "DDPM's betas linear in the step index, 1000 steps (Ho et al. 2020)",
+        "scaled_linear": "Stable Diffusion's betas: sqrt(beta) linear in the step index, 1000 steps",
+        "cosine": "Cosine alpha_bar, 1000 steps (Nichol & Dhariwal 2021, eq. 17)",
+        "vp": "Continuous VP SDE with linear beta(t) (Song et al. 2021)",
+        "ve": "Continuous VE SDE with the exact perturbation variance (Song et al. 2021)",
+        "edm": "Karras et al. (2022): alpha = 1, sigma(t) = sigma_max t^rho",
+    }
+    for name, factory in SCHEDULES.items():
+        register(name, factory, summary=summaries[name])
+
+
+@hookimpl
+def register_samplers(register):
+    from diffcore.samplers import ALIASES, SAMPLERS
+    from diffcore.samplers.factory import sampler_factory
+
+    summaries = {
+        "ddpm": "Ancestral sampling (Ho et al. 2020, Algorithm 2)",
+        "ddim": "DDIM (Song et al. 2021, eq. 12); eta = 0 deterministic, eta = 1 DDPM-like",
+        "euler": "Euler steps (Karras et al. 2022, Algorithm 1), optional churn",
+        "heun": "Heun's second-order steps (Karras et al. 2022, Algorithms 1 and 2)",
+        "dpm++2m": "DPM-Solver++(2M), second-order multistep (Lu et al. 2022)",
+    }
+    for name, fn in SAMPLERS.items():
+        aliases = tuple(alias for alias, target in ALIASES.items() if target == name)
+        register(name, sampler_factory(fn), aliases=aliases, summary=summaries[name])
+
+
+@hookimpl
+def register_tasks(register):
+    from diffcore.jobs.tasks import sample_task
+
+    register("sample", sample_task, summary="Draw n samples per item (seed) from a prior")
 
 
 @hookimpl

@@ -46,6 +46,33 @@ def register_priors(register):
 
 
 @hookspec
+def register_schedules(register):
+    """Register noise schedule factories. A factory takes the schedule's options and returns an object
+    satisfying :class:`diffcore.protocols.Schedule`: ``alpha(t)``, ``sigma(t)`` for t in [0, 1] with
+    ``alpha(0) = 1``, ``sigma(0) = 0``, and ``timesteps(steps)``, the decreasing grid a sampler walks.
+
+    ``register("vp", VPSchedule)``; then ``diffcore.schedules.make_schedule("vp", beta_max=10.0)``
+    and priors that take ``schedule="vp"`` build it.
+    """
+
+
+@hookspec
+def register_samplers(register):
+    """Register samplers. The factory takes the sampler's options and returns the sampler: a callable
+    ``sampler(prior, x, ts, *, cond=None, generator=None, callback=None) -> x0`` with those options
+    bound, which walks the decreasing grid ``ts`` from the noise ``x`` at ``ts[0]``, calls
+    ``callback(i, t, x, prediction)`` after each step, draws randomness only from ``generator``
+    and keeps no state between calls (a frozen dataclass is a good factory). A sampler function
+    that takes its options as keywords registers through
+    :func:`diffcore.samplers.factory.sampler_factory`.
+
+    ``register("ddim", sampler_factory(ddim))``; then ``diffcore.create("sampler", "ddim", eta=0.5)``
+    is the bound sampler, and ``diffcore.sample(prior, n, steps=20, sampler="ddim", eta=0.5)``,
+    ``diffcore sample --sampler ddim:eta=0.5`` and a job's ``sampler = "ddim:eta=0.5"`` use it.
+    """
+
+
+@hookspec
 def register_operators(register):
     """Register measurement operator factories (:class:`diffcore.protocols.Operator`).
 
@@ -77,6 +104,18 @@ def register_distillers(register):
     """Register score-distillation objectives (:class:`diffcore.protocols.Distiller`).
 
     ``register("sds", ScoreDistillation)``
+    """
+
+
+@hookspec
+def register_tasks(register):
+    """Register job tasks, what ``diffcore run`` does to each item (:mod:`diffcore.jobs`). The factory
+    takes the job file's ``[options]``, checks them, builds what every item shares once, and returns
+    ``run(item) -> {suffix: bytes}``; the runner writes each value to ``OUT/<item.key><suffix>``
+    atomically. ``run`` must be deterministic given the item (randomness from
+    ``torch.Generator().manual_seed(item.seed)``), so a resumed or sharded job writes the same bytes.
+
+    ``register("sample", sample_task)``; a job file then names it: ``task = "sample"``.
     """
 
 

@@ -19,10 +19,13 @@ from diffcore.errors import DiffcoreError, UnknownComponentError, closest
 # kind -> the hook that fills it
 KINDS: dict[str, str] = {
     "prior": "register_priors",
+    "schedule": "register_schedules",
+    "sampler": "register_samplers",
     "operator": "register_operators",
     "solver": "register_solvers",
     "representation": "register_representations",
     "distiller": "register_distillers",
+    "task": "register_tasks",
     "tour": "register_tour",
 }
 

@@ -200,6 +200,8 @@ class EDMSchedule(_ScheduleMixin):
         return torch.cat([grid, torch.zeros(1, dtype=torch.float64)])
 
 
+# diffcore's own schedules, registered by the built-in plugin (diffcore.builtin); plugins add
+# theirs through ``register_schedules`` and `diffcore.available("schedule")` lists them all.
 SCHEDULES = {
     "linear": DiscreteSchedule.linear,
     "scaled_linear": DiscreteSchedule.scaled_linear,
@@ -211,13 +213,23 @@ SCHEDULES = {
 
 
 def make_schedule(name: str, **options):
-    """Build a schedule by name: ``linear``, ``scaled_linear``, ``cosine``, ``vp``, ``ve``, ``edm``."""
-    from diffcore.errors import closest
+    """Build a registered schedule by name (or ``name:key=value,...``): diffcore's ``linear``,
+    ``scaled_linear``, ``cosine``, ``vp``, ``ve``, ``edm``, or one a plugin registers.
 
-    if name not in SCHEDULES:
-        hint = closest(name, SCHEDULES)
-        raise DiffcoreError(f"unknown schedule {name!r}; known: {', '.join(SCHEDULES)}" + (f" (did you mean {hint!r}?)" if hint else ""))
-    return SCHEDULES[name](**options)
+    >>> make_schedule("vp:beta_max=10.0").beta_max
+    10.0
+    """
+    from diffcore.errors import UnknownComponentError, closest
+    from diffcore.plugin_host import host
+    from diffcore.registry import build, parse_spec
+
+    key, inline = parse_spec(name)
+    registry = host().registry
+    if key not in registry.components["schedule"] and key not in registry.aliases["schedule"]:
+        known = list(registry.components["schedule"])  # registration order: diffcore's first, as always listed
+        hint = closest(key, known + list(registry.aliases["schedule"]))
+        raise UnknownComponentError(f"unknown schedule {key!r}; known: {', '.join(known)}" + (f" (did you mean {hint!r}?)" if hint else ""))
+    return build(registry.get("schedule", key), {**inline, **options})
 
 
 def time_at_log_snr(schedule, lam, iters: int = 64) -> torch.Tensor:

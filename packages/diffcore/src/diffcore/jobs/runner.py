@@ -74,7 +74,7 @@ def run_job(
     prepared: Callable[[Item], dict[str, bytes]] | None = None,
 ) -> Summary:
     """Run ``task`` over the items of ``spec``; returns the summary over all processes."""
-    if spec.task is not None and spec.task != task.name:
+    if spec.task is not None and spec.task not in (task.name, *task.aliases):
         raise DiffcoreError(f"{spec.where()} names task {spec.task!r}, but it is being run as task {task.name!r}")
     items = collect_items(spec.items, spec.seed)
     run = prepared if prepared is not None else task.prepare(spec.options)

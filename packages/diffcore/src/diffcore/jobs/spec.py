@@ -2,7 +2,7 @@
 
 .. code-block:: toml
 
-    task = "sample"          # a built-in task or a plugin command that takes --job
+    task = "sample"          # a registered task (diffcore's or a plugin's) or a plugin command that takes --job
     out = "samples"          # output folder, relative to the job file
     seed = 0                 # base seed (generated seeds start here; file items derive theirs)
 

@@ -7,16 +7,18 @@ and returns a callable ``run(item) -> {suffix: bytes}``. The runner writes each 
 deterministic given the item (draw randomness from ``torch.Generator().manual_seed(item.seed)``),
 so a resumed or sharded job writes the same bytes.
 
-Built-in tasks live in :data:`TASKS`. Plugins add tasks through their commands: a command
-decorated with :func:`diffcore.jobs.job_option` takes ``--job JOB.toml`` and is also a task
-that ``diffcore run`` finds by its command path (``task = "inverse restore"``).
+Tasks are components of kind ``task``, registered through the ``register_tasks`` hook (diffcore's
+``sample`` too, by its built-in plugin); :data:`TASKS` reads them from the registry, and a job file
+names one by its registered name (``task = "sample"``). A plugin command decorated with
+:func:`diffcore.jobs.job_option` takes ``--job JOB.toml`` and is also a task, which ``diffcore run``
+finds by its command path (``task = "inverse restore"``).
 """
 
 from __future__ import annotations
 
 import inspect
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +35,7 @@ class Task:
     name: str
     factory: Callable[..., Callable[[Item], dict[str, bytes]]]
     summary: str = ""
+    aliases: tuple[str, ...] = ()
 
     def options(self) -> list[str]:
         sig = inspect.signature(self.factory)
@@ -112,7 +115,7 @@ def sample_task(prior: str, n: int = 16, steps: int = 50, sampler: str = "ddim",
     from diffcore.samplers import get_sampler
 
     name, sampler_options = parse_spec(sampler)
-    get_sampler(name)  # unknown samplers fail before any work
+    get_sampler(name, **sampler_options)  # unknown samplers and options fail before any work
     built = diffcore.create("prior", prior)
     shape = tuple(built.sample_shape) if getattr(built, "latent", None) is None else None
     if format == "png" and shape is not None and not (len(shape) == 3 and shape[0] in (1, 3)):
@@ -123,8 +126,33 @@ def sample_task(prior: str, n: int = 16, steps: int = 50, sampler: str = "ddim",
     return SampleRun(built, n, steps, name, format, sampler_options, metadata)
 
 
-TASKS: dict[str, Task] = {"sample": Task("sample", sample_task, "Draw n samples per item (seed) from a prior")}
+class RegisteredTasks(Mapping[str, Task]):
+    """Every registered task by name (an alias finds its task too), read from the plugin registry
+    when used, so importing this module loads no plugin."""
+
+    def __getitem__(self, name: str) -> Task:
+        from diffcore.plugin_host import host
+
+        registry = host().registry
+        component = registry.components["task"].get(registry.aliases["task"].get(name, name))
+        if component is None:
+            raise KeyError(name)
+        return Task(component.name, component.factory, component.summary, component.aliases)
+
+    def __iter__(self) -> Iterator[str]:
+        from diffcore.plugin_host import host
+
+        return iter(host().registry.names("task"))
+
+    def __len__(self) -> int:
+        from diffcore.plugin_host import host
+
+        return len(host().registry.components["task"])
+
+
+TASKS: Mapping[str, Task] = RegisteredTasks()
 
 
 def builtin_task(name: str) -> Task | None:
+    """The registered task ``name`` (diffcore's or a plugin's, or an alias), or None."""
     return TASKS.get(name)

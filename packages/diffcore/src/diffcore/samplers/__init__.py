@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from diffcore.errors import DiffcoreError, closest
+from diffcore.errors import DiffcoreError
 from diffcore.protocols import Cond, check_cond, check_prior_attributes
 from diffcore.samplers._common import noise_like
 from diffcore.samplers.ddim import ddim
@@ -25,17 +25,23 @@ from diffcore.samplers.ddpm import ddpm
 from diffcore.samplers.dpmpp import dpmpp_2m
 from diffcore.samplers.edm import euler, heun
 
+# diffcore's own samplers and their aliases, registered by the built-in plugin (diffcore.builtin);
+# `diffcore.available("sampler")` lists every registered one.
 SAMPLERS = {"ddpm": ddpm, "ddim": ddim, "euler": euler, "heun": heun, "dpm++2m": dpmpp_2m}
 ALIASES = {"dpmpp_2m": "dpm++2m", "dpmpp-2m": "dpm++2m", "dpm-solver++": "dpm++2m", "ancestral": "ddpm"}
 
 
-def get_sampler(name: str):
-    """The sampler function called ``name`` (or an alias); unknown names list the known ones."""
-    key = ALIASES.get(name, name)
-    if key not in SAMPLERS:
-        hint = closest(name, list(SAMPLERS) + list(ALIASES))
-        raise DiffcoreError(f"unknown sampler {name!r}; known samplers: {', '.join(SAMPLERS)}" + (f". Did you mean {hint!r}?" if hint else ""))
-    return SAMPLERS[key]
+def get_sampler(name: str, **options):
+    """The registered sampler ``name`` (an alias, or ``name:key=value,...``) with ``options`` bound:
+    ``sampler(prior, x, ts, *, cond=None, generator=None, callback=None) -> x0``.
+
+    :data:`SAMPLERS` holds diffcore's own, which its built-in plugin registers; plugins add theirs
+    through ``register_samplers``. An unknown name lists the registered samplers, an option the
+    sampler does not take the options it does. Without options a built-in sampler is its function.
+    """
+    from diffcore.samplers.factory import build_sampler
+
+    return build_sampler(name, options)
 
 
 STARTS = ("prior", "normal")
@@ -86,13 +92,13 @@ def sample(
     it knows one (``"prior"``, the default), or ``"normal"``, N(0, init_std^2) always.
     """
     check_prior_attributes(prior)
-    fn = get_sampler(sampler)
+    callback = options.pop("callback", None)
+    fn = get_sampler(sampler, **options)
     if not isinstance(n, int) or n < 1:
         raise DiffcoreError(f"n must be a positive integer, got {n!r}")
     check_cond(type(prior).__name__, prior.accepts, cond)
     ts = prior.schedule.timesteps(steps)
     x = initial_noise(prior, n, ts[0], generator=generator, device=device, dtype=dtype, start=start, cond=cond)
-    callback = options.pop("callback", None)
     if progress:
         from rich.progress import Progress
 
@@ -104,14 +110,9 @@ def sample(
                 if callback is not None:
                     callback(i, t, xi, pred)
 
-            x = fn(prior, x, ts, cond=cond, generator=generator, callback=tick, **options)
+            x = fn(prior, x, ts, cond=cond, generator=generator, callback=tick)
     else:
-        try:
-            x = fn(prior, x, ts, cond=cond, generator=generator, callback=callback, **options)
-        except TypeError as exc:
-            if "unexpected keyword" in str(exc):
-                raise DiffcoreError(f"sampler {sampler!r} does not take option: {exc}") from None
-            raise
+        x = fn(prior, x, ts, cond=cond, generator=generator, callback=callback)
     latent = prior.latent
     if decode and latent is not None:
         with torch.no_grad():
