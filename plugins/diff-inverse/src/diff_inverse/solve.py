@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 
 from diff_inverse.solvers._common import sigma_y_of
+from diff_inverse.solvers.fit import fits, refusal
 from diffcore.errors import DiffcoreError, ShapeError
 
 
@@ -37,7 +38,9 @@ def solve(prior, operator, y, *, solver, steps: int, generator: torch.Generator 
     ``solver`` is a registered name (``ddrm``, ``ddnm``, ``ddnm+``, ``pigdm``, ``dps``, ``mcgdiff``,
     ``red-diff``) whose options are keyword ``options``, or a solver object. ``start`` and
     ``t_start`` give a CCDF warm start: the estimate ``start`` diffused to time ``t_start``.
-    Latent priors return decoded images. Device and dtype follow ``y``.
+    Latent priors return decoded images. Device and dtype follow ``y``. A solver that does not fit
+    the operator (:func:`diff_inverse.solvers.fits`: an SVD, a linear or a differentiable operator it
+    needs) is refused before any work, naming the solvers that fit.
     """
     fn = _resolve(solver, options)
     if not isinstance(y, torch.Tensor) or not y.is_floating_point() or y.ndim < 1 or y.shape[0] < 1:
@@ -50,11 +53,12 @@ def solve(prior, operator, y, *, solver, steps: int, generator: torch.Generator 
         raise ShapeError(f"the operator takes x of shape {tuple(x_shape)} but the prior's samples have shape {tuple(prior.sample_shape)}")
     if not torch.isfinite(y).all():
         raise DiffcoreError("y has non-finite values")
-    if not getattr(operator, "differentiable", True) and not getattr(fn, "needs_linear", False) and not getattr(fn, "needs_svd", False):
-        raise DiffcoreError(
-            f"operator {type(operator).__name__} is not differentiable, so a gradient-based solver ({type(fn).__name__}) cannot use it; "
-            "no registered solver takes a non-differentiable nonlinear operator yet"
-        )
+    reason = fits(fn, operator, strict=False)  # a noiseless-only solver still runs on noisy y, taking it as noiseless
+    if reason is not None:
+        from diffcore.registry import parse_spec
+
+        name = parse_spec(solver)[0] if isinstance(solver, str) else getattr(fn, "name", type(fn).__name__)
+        raise DiffcoreError(refusal(name, operator, reason))
     warm = {} if start is None and t_start is None else {"start": start, "t_start": t_start}  # solvers of the hookspec need not take them
     x = fn(prior, operator, y, steps=steps, generator=generator, **warm)
     latent = getattr(prior, "latent", None)

@@ -34,7 +34,6 @@ import torch
 from diffcore.errors import DiffcoreError, closest
 
 DEFAULT_SOLVERS = ("ddrm", "ddnm+", "pigdm", "dps", "red-diff", "projection")
-NOISELESS_ONLY = frozenset({"projection", "ddnm"})  # these solvers take y as noiseless: run on sigma_y = 0 rows only
 DEFAULT_SIGMA_Y = 0.05
 LOSS = "↓"  # marks a solver that does not beat the pseudo-inverse on a metric
 DIGITS = {"psnr": 2, "ssim": 3}  # as printed: a solver beats the baseline when it is better at this precision
@@ -278,17 +277,11 @@ def _build(kind, spec, **options):
 
 
 def not_applicable(name: str, solver, operator) -> str | None:
-    """Why ``solver`` does not take ``operator`` (None when it does), from its ``needs_svd`` / ``needs_linear``."""
-    needs_svd, needs_linear = bool(getattr(solver, "needs_svd", False)), bool(getattr(solver, "needs_linear", False))
-    if needs_svd and not getattr(operator, "has_svd", False):
-        return "needs an SVD"
-    if needs_linear and not getattr(operator, "linear", False):
-        return "needs a linear operator"
-    if not getattr(operator, "differentiable", True) and not (needs_svd or needs_linear):
-        return "needs a differentiable operator"
-    if getattr(solver, "name", name) in NOISELESS_ONLY and float(getattr(operator, "sigma_y", 0.0)) > 0:
-        return "assumes noiseless y"
-    return None
+    """Why solver ``name`` does not take ``operator`` (None when it does): :func:`diff_inverse.solvers.fits`, the rule
+    ``solve`` and ``solvers_for`` use, with the noiseless-only solvers (``ddnm``, ``projection``) run on sigma_y = 0 rows only."""
+    from diff_inverse.solvers import fits
+
+    return fits(solver, operator)
 
 
 # -- results ---------------------------------------------------------------------------------------

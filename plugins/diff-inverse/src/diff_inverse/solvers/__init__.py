@@ -1,9 +1,11 @@
 """Posterior solvers: frozen dataclasses holding options, called as
 ``solver(prior, operator, y, *, steps, generator=None, start=None, t_start=None) -> x``.
 
-Each returns one posterior sample per item of ``y``. ``needs_svd`` says whether the solver uses
-the operator's SVD (``V``, ``Vt``, ``U``, ``Ut``, ``singulars``); ``needs_linear`` whether it
-needs ``A_adjoint``/``A_pinv``. :func:`solvers_for` lists those that fit an operator.
+Each returns one posterior sample per item of ``y``. Each declares what it needs of an operator
+(``needs_svd``: the SVD ``V``, ``Vt``, ``U``, ``Ut``, ``singulars``; ``needs_linear``:
+``A_adjoint``/``A_pinv``; ``noiseless_only``; ``needs_differentiable``), and :func:`fits` (module
+:mod:`diff_inverse.solvers.fit`) is the one rule that reads those declarations: :func:`solvers_for`
+lists the registered solvers, a plugin's included, that fit an operator.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from diff_inverse.solvers.ddnm import DDNM, DDNMPlus
 from diff_inverse.solvers.ddrm import DDRM
 from diff_inverse.solvers.dps import DPS
+from diff_inverse.solvers.fit import Needs, fits, refusal, solvers_for
 from diff_inverse.solvers.ilvr import ILVR
 from diff_inverse.solvers.langevin import Langevin
 from diff_inverse.solvers.mcg import MCG
@@ -50,11 +53,4 @@ ALIASES = {
 }
 
 
-def solvers_for(operator) -> list[str]:
-    """The solver names that can take ``operator``."""
-    svd = bool(getattr(operator, "has_svd", False))
-    linear = bool(getattr(operator, "linear", False))
-    return [n for n, cls in SOLVERS.items() if (svd or not cls.needs_svd) and (linear or not cls.needs_linear)]
-
-
-__all__ = ["DDNM", "DDNMPlus", "DDRM", "DPS", "ILVR", "Langevin", "MCG", "MCGdiff", "PiGDM", "REDDiff", "SNIPS", "SOLVERS", "ScoreSDEProjection", "solvers_for"]
+__all__ = ["DDNM", "DDNMPlus", "DDRM", "DPS", "ILVR", "Langevin", "MCG", "MCGdiff", "Needs", "PiGDM", "REDDiff", "SNIPS", "SOLVERS", "ScoreSDEProjection", "fits", "refusal", "solvers_for"]

@@ -12,6 +12,7 @@ import math
 
 import torch
 
+from diff_inverse.solvers.fit import NEEDS_LINEAR, NEEDS_SVD, fits, refusal
 from diffcore.errors import DiffcoreError, ShapeError
 from diffcore.samplers._common import coefs, noise_like
 
@@ -27,18 +28,15 @@ def sigma_y_of(operator) -> float:
 
 
 def require_svd(name: str, operator) -> None:
+    """Refuse ``operator`` for solver ``name`` unless it has an SVD (:func:`~diff_inverse.solvers.fit.refusal`'s message)."""
     if not getattr(operator, "has_svd", False):
-        from diff_inverse.solvers import solvers_for
-
-        fit = ", ".join(solvers_for(operator))
-        raise DiffcoreError(f"solver {name!r} needs an operator with an SVD; {type(operator).__name__} has none. Solvers that fit it: {fit}")
+        raise DiffcoreError(refusal(name, operator, NEEDS_SVD))
 
 
 def require_linear(name: str, operator) -> None:
+    """Refuse ``operator`` for solver ``name`` unless it is linear."""
     if not getattr(operator, "linear", False):
-        from diff_inverse.solvers import solvers_for
-
-        raise DiffcoreError(f"solver {name!r} needs a linear operator; {type(operator).__name__} is not. Solvers that fit it: {', '.join(solvers_for(operator))}")
+        raise DiffcoreError(refusal(name, operator, NEEDS_LINEAR))
 
 
 def require_pixel(name: str, prior) -> None:
@@ -53,12 +51,12 @@ def decoded(prior, x0: torch.Tensor) -> torch.Tensor:
 
 
 def check_pair(solver, prior, operator) -> float:
-    """The checks of a replacement-style solver, from its ``needs_svd`` / ``needs_linear``:
-    the operator fits, the prior is a pixel prior, and sigma_y is valid (returned)."""
-    if solver.needs_svd:
-        require_svd(solver.name, operator)
-    else:
-        require_linear(solver.name, operator)
+    """The checks of a replacement-style solver: the operator fits what it declares (:func:`~diff_inverse.solvers.fit.fits`
+    without the noiseless-only rule: such a solver runs on noisy y, taking it as noiseless), the prior is a pixel prior, and
+    sigma_y is valid (returned)."""
+    reason = fits(solver, operator, strict=False)
+    if reason is not None:
+        raise DiffcoreError(refusal(solver.name, operator, reason))
     require_pixel(solver.name, prior)
     return sigma_y_of(operator)
 

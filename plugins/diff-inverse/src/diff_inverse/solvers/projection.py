@@ -29,6 +29,7 @@ class ScoreSDEProjection:
     name = "projection"
     needs_svd = True
     needs_linear = True
+    noiseless_only = True  # takes y as noiseless: solve still runs it on noisy y; solvers_for and the bench do not
 
     @torch.no_grad()
     def __call__(self, prior, operator, y, *, steps, generator=None, start=None, t_start=None):
