@@ -7,6 +7,7 @@ that folder: the way a user installs a third-party plugin, without touching this
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -45,6 +46,7 @@ def test_rendered_package_has_the_layout_of_every_package(installed):
         f"src/{IMPORT_NAME}/mask.py",
         f"src/{IMPORT_NAME}/plugin.py",
         f"src/{IMPORT_NAME}/prior.py",
+        f"src/{IMPORT_NAME}/sampler.py",
         "tests/test_plugin.py",
     ]
     text = "\n".join(p.read_text() for p in source.rglob("*") if p.is_file())
@@ -69,14 +71,21 @@ def test_installed_plugin_is_found_through_its_entry_point(installed, run_python
         info = {{p.name: p for p in diffcore.plugins()}}["{NAME}"]
         priors = {{c.name: c.plugin for c in diffcore.available("prior")}}
         operators = {{c.name: c.plugin for c in diffcore.available("operator")}}
+        samplers = {{c.name: c.plugin for c in diffcore.available("sampler")}}
         prior = diffcore.create("prior", "{NAME}-gaussian", mean=[1.0, -1.0], std=0.5)
         x = diffcore.sample(prior, 64, steps=10, generator=torch.Generator().manual_seed(0))
         mask = diffcore.create("operator", "{NAME}-mask:keep=[True, False]", sigma_y=0.1)
         y = mask.A(x)
+        ours, theirs = (
+            diffcore.sample(prior, 64, steps=10, sampler=name, generator=torch.Generator().manual_seed(1))
+            for name in ("{NAME}-ddim", "ddim")
+        )
         print(json.dumps({{
             "info": info.as_dict(),
             "priors": priors,
             "operators": operators,
+            "samplers": samplers,
+            "sampler_is_ddim": bool(torch.equal(ours, theirs)),
             "module": {IMPORT_NAME}.__file__,
             "version": {IMPORT_NAME}.__version__,
             "x": list(x.shape),
@@ -94,11 +103,13 @@ def test_installed_plugin_is_found_through_its_entry_point(installed, run_python
         "name": NAME,
         "version": version,  # read from the installed distribution's metadata
         "module": f"{IMPORT_NAME}.plugin",
-        "registered": {"prior": [f"{NAME}-gaussian"], "operator": [f"{NAME}-mask"]},
+        "registered": {"prior": [f"{NAME}-gaussian"], "operator": [f"{NAME}-mask"], "sampler": [f"{NAME}-ddim"]},
         "error": None,
     }
     assert report["priors"][f"{NAME}-gaussian"] == NAME
     assert report["operators"][f"{NAME}-mask"] == NAME
+    assert report["samplers"][f"{NAME}-ddim"] == NAME and report["samplers"]["ddim"] == "diffcore"
+    assert report["sampler_is_ddim"]
     assert Path(report["module"]).is_relative_to(site)  # the pip-installed copy, not the source
     assert report["version"] == version
     assert report["x"] == [64, 2] and report["y"] == [64, 1] and report["back"] == [64, 2]
@@ -124,6 +135,9 @@ def test_diffcore_plugins_json_lists_the_installed_plugin(installed, run_command
     assert entry["error"] is None
     assert entry["registered"]["prior"] == [f"{NAME}-gaussian"]
     assert entry["registered"]["operator"] == [f"{NAME}-mask"]
+    assert entry["registered"]["sampler"] == [f"{NAME}-ddim"]
+    listed = run_command([str(console_script("diffcore")), "available", "sampler", "--json"], path=[site]).stdout
+    assert {c["name"]: c["plugin"] for c in json.loads(listed)}[f"{NAME}-ddim"] == NAME
 
 
 def test_new_plugin_refuses_bad_names_and_existing_folders(tmp_path, run_command):

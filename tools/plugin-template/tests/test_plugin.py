@@ -2,7 +2,7 @@
 
 The components are built the way users build them, through diffcore. The prior is checked
 against diffcore's exact Gaussian prior (the oracle), the operator against the identities
-every linear operator satisfies.
+every linear operator satisfies, the sampler against diffcore's own DDIM.
 """
 
 import pytest
@@ -24,9 +24,10 @@ def mask(keep, **options):
 def test_found_through_its_entry_point():
     info = {p.name: p for p in diffcore.plugins()}["{{name}}"]
     assert info.error is None
-    assert info.registered == {"prior": ["{{name}}-gaussian"], "operator": ["{{name}}-mask"]}
+    assert info.registered == {"prior": ["{{name}}-gaussian"], "operator": ["{{name}}-mask"], "sampler": ["{{name}}-ddim"]}
     assert type(gaussian(mean=[0.0, 0.0])).__module__ == "{{import_name}}.prior"
     assert type(mask([True, False])).__module__ == "{{import_name}}.mask"
+    assert type(diffcore.create("sampler", "{{name}}-ddim")).__module__ == "{{import_name}}.sampler"
 
 
 def test_prior_satisfies_the_protocol():
@@ -68,7 +69,7 @@ def test_mask_is_a_linear_operator_with_its_adjoint_and_pseudo_inverse():
     g = torch.Generator().manual_seed(0)
     keep = torch.rand(2, 3, 3, generator=g) > 0.4
     op = mask(keep, sigma_y=0.05)
-    assert isinstance(op, diffcore.protocols.Operator)
+    assert isinstance(op, diffcore.protocols.Operator) and isinstance(op, diffcore.protocols.LinearOperator)
     x = torch.randn(4, 2, 3, 3, generator=g, dtype=torch.float64)
     y = torch.randn(4, int(keep.sum()), generator=g, dtype=torch.float64)
     # <A x, y> = <x, A^T y>
@@ -85,3 +86,29 @@ def test_mask_rejects_bad_input():
         op.A(torch.zeros(4, 3))
     with pytest.raises(diffcore.DiffcoreError, match="booleans"):
         mask([1, 0])
+
+
+def draw(sampler, n=256, steps=10, **options):
+    prior = diffcore.priors.GaussianMixturePrior(means=[[-3.0, 0.0], [3.0, 0.0]])
+    return diffcore.sample(prior, n, steps=steps, sampler=sampler, generator=torch.Generator().manual_seed(0), **options)
+
+
+def test_sampler_takes_diffcores_ddim_steps():
+    """Without clip the sampler is DDIM with eta = 0: the same samples as diffcore's ddim, step for step."""
+    for steps in (1, 10, 50):
+        torch.testing.assert_close(draw("{{name}}-ddim", steps=steps), draw("ddim", steps=steps), rtol=0, atol=0)
+    assert not torch.allclose(draw("{{name}}-ddim"), draw("ddim", eta=1.0))
+
+
+def test_sampler_clips_the_clean_estimate():
+    x = draw("{{name}}-ddim:clip=1.0")  # options inline, as on the command line
+    assert float(x.abs().max()) <= 1.0  # the last step lands on the clipped estimate
+    torch.testing.assert_close(x, draw("{{name}}-ddim", clip=1.0), rtol=0, atol=0)
+    assert float(draw("{{name}}-ddim").abs().max()) > 2.0
+
+
+def test_sampler_rejects_bad_options():
+    with pytest.raises(diffcore.DiffcoreError, match="it takes: clip"):
+        draw("{{name}}-ddim", eta=0.5)
+    with pytest.raises(diffcore.DiffcoreError, match="clip must be > 0"):
+        diffcore.create("sampler", "{{name}}-ddim", clip=-1.0)

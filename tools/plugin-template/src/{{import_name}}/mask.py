@@ -27,6 +27,12 @@ class CoordinateMask:
         sigma_y: the standard deviation of the measurement noise.
     """
 
+    # What diffcore's Operator protocol asks every operator to say: it is linear (A_adjoint and
+    # A_pinv below), has no SVD methods, and autograd goes through A.
+    linear = True
+    has_svd = False
+    differentiable = True
+
     def __init__(self, keep, sigma_y: float = 0.0):
         keep = torch.as_tensor(keep)
         if keep.dtype != torch.bool:

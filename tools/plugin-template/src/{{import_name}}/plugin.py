@@ -20,3 +20,10 @@ def register_operators(register):
     from {{import_name}}.mask import CoordinateMask
 
     register("{{name}}-mask", CoordinateMask)
+
+
+@hookimpl
+def register_samplers(register):
+    from {{import_name}}.sampler import PlainDDIM
+
+    register("{{name}}-ddim", PlainDDIM)
