@@ -221,8 +221,7 @@ class Chain(AttentionProcessor):
         if not processors:
             raise DiffcoreError("Chain needs at least one processor")
         self.processors = tuple(processors)
-        selects = {repr(p.default_select) for p in processors}
-        self.default_select = processors[0].default_select if len(selects) == 1 else None
+        self.default_select = next((p.default_select for p in processors if p.default_select is not None), None)
 
     def release(self) -> None:
         super().release()
