@@ -301,6 +301,24 @@ def test_staging_and_duplicates_apply_to_samplers_schedules_and_tasks(installed)
         get_sampler("greedy-ddim")
 
 
+class EagerEntryPoint(EntryPoint):
+    """A plugin that builds a schedule by name when it is imported, while the host is loading it."""
+
+    def load(self):
+        make_schedule("linear")
+        return ThirdParty
+
+
+def test_a_plugin_reaching_for_a_component_while_loading_is_skipped_not_deadlocked(monkeypatch):
+    monkeypatch.setattr(plugin_host, "_host", None)
+    monkeypatch.delenv("DIFFCORE_PLUGINS", raising=False)
+    monkeypatch.setattr(plugin_host.md, "entry_points", lambda group: [EagerEntryPoint("eager", ThirdParty)])
+    infos = {p.name: p for p in diffcore.plugins()}
+    assert infos["eager"].error.startswith("failed to import: DiffcoreError: diffcore's plugins are still loading")
+    assert infos[BUILTIN].error is None and "slow-vp" not in plugin_host.host().registry.names("schedule")
+    assert make_schedule("linear").num_train_timesteps == 1000  # loaded: builds as usual
+
+
 def test_importing_the_samplers_schedules_and_jobs_loads_no_plugin():
     probe = (
         "import diffcore, diffcore.samplers, diffcore.schedules, diffcore.jobs, diffcore.cli\n"

@@ -170,16 +170,28 @@ def _one_line(what: str, exc: BaseException) -> str:
 
 _host: PluginHost | None = None
 _lock = threading.Lock()
+_loading_in: int | None = None  # the thread building the host, so that a call back into it fails instead of waiting forever
 
 
 def host() -> PluginHost:
-    """The process-wide plugin host, loaded on first use (honours ``DIFFCORE_PLUGINS``)."""
-    global _host
+    """The process-wide plugin host, loaded on first use (honours ``DIFFCORE_PLUGINS``).
+
+    A plugin that reaches for a registered component while it is being imported or registered
+    (``make_schedule`` at module level, ``diffcore.create`` in a hook) gets a ``DiffcoreError``
+    and is skipped like any plugin that fails to load.
+    """
+    global _host, _loading_in
+    if _loading_in == threading.get_ident():
+        raise DiffcoreError("diffcore's plugins are still loading: build components inside factories, not when a plugin is imported or registers")
     with _lock:
         if _host is None:
             env = os.environ.get("DIFFCORE_PLUGINS")
             only = [p.strip() for p in env.split(",") if p.strip()] if env is not None else None
-            _host = PluginHost(only=only)
+            _loading_in = threading.get_ident()
+            try:
+                _host = PluginHost(only=only)
+            finally:
+                _loading_in = None
         return _host
 
 
