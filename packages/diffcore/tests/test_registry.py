@@ -47,6 +47,18 @@ def test_parse_spec_errors():
     assert normalize_kind("distillers") == "distiller"
 
 
+def test_parse_spec_takes_specs_as_option_values():
+    # the options start at the first colon followed by key=, so a value may be a spec with colons
+    assert parse_spec("collage:base=zoo:patches,graph=grid") == ("collage", {"base": "zoo:patches", "graph": "grid"})
+    assert parse_spec("zoo:digits:path='a:b',guidance=2") == ("zoo:digits", {"path": "a:b", "guidance": 2})
+    nested = parse_spec("collage:base='zoo:textures:clip_x0=false,path=x',windows=4")
+    assert nested == ("collage", {"base": "zoo:textures:clip_x0=false,path=x", "windows": 4})
+    assert parse_spec(nested[1]["base"]) == ("zoo:textures", {"clip_x0": False, "path": "x"})
+    assert parse_spec("zoo:digits") == ("zoo:digits", {})
+    with pytest.raises(DiffcoreError, match="expected key=value"):
+        parse_spec("collage:base=zoo:patches,oops")
+
+
 def _factory():
     """First line becomes the summary"""
 

@@ -161,13 +161,16 @@ def _split_top(text: str) -> list[str]:
 
 
 _WORDS = {"true": True, "false": False, "none": None, "null": None}
+_OPTIONS = re.compile(r":(?=\s*[A-Za-z_][A-Za-z0-9_]*\s*=)")  # the colon that starts the key=value options
 
 
 def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
     """Split ``name[:key=value,key=value]`` into a name and options (values parsed as literals).
 
-    The name itself may contain ``:`` (``zoo:digits``); the last segment holds options only
-    when it contains ``=``.
+    The name itself may contain ``:`` (``zoo:digits``); the options start at the first ``:``
+    that is followed by ``key=`` (names never contain ``=``), so an option's value may itself be
+    a spec with ``:`` in it, such as the window prior of a collage (``base=zoo:patches``); quote a
+    nested spec that has options of its own (``base='zoo:textures:clip_x0=false'``).
 
     >>> parse_spec("sr:factor=4,mode='bicubic'")
     ('sr', {'factor': 4, 'mode': 'bicubic'})
@@ -179,10 +182,13 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
     ('zoo:digits', {'guidance': 2.5, 'mode': 'fast'})
     >>> parse_spec("dps:discrepancy=false,zeta=none")
     ('dps', {'discrepancy': False, 'zeta': None})
+    >>> parse_spec("collage:base=zoo:patches,graph=grid,rows=4")
+    ('collage', {'base': 'zoo:patches', 'graph': 'grid', 'rows': 4})
     """
-    head, sep, tail = spec.rpartition(":")
-    if not sep or "=" not in tail:
+    start = _OPTIONS.search(spec)
+    if start is None:
         return spec, {}
+    head, tail = spec[: start.start()], spec[start.end() :]
     options: dict[str, Any] = {}
     for item in _split_top(tail):
         key, eq, value = item.partition("=")
