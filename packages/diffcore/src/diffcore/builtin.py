@@ -41,12 +41,20 @@ def stable_diffusion(path, prompt=None, negative_prompt="", guidance_scale=7.5, 
     return load_stable_diffusion(path, prompt=prompt, negative_prompt=negative_prompt, guidance_scale=guidance_scale, device=device, dtype=dtype, trust_pickle=trust_pickle)
 
 
+def finetuned(path, base=None, device=None, dtype=None):
+    """A prior fine-tuned with diffcore.training: its base rebuilt by spec, the saved weights applied"""
+    from diffcore.training.finetuned import load_finetuned
+
+    return load_finetuned(path, base=base, device=device, dtype=dtype)
+
+
 @hookimpl
 def register_priors(register):
     register("gmm", gmm, aliases=("gaussian-mixture",))
     register("gaussian", gaussian)
     register("diffusers", diffusers_prior)
     register("stable-diffusion", stable_diffusion, aliases=("sd",))
+    register("finetuned", finetuned)
 
 
 @hookimpl

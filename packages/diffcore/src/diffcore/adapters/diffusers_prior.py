@@ -340,16 +340,17 @@ class DiffusersUNetPrior(PriorBase):
         return result
 
     # -- the network --------------------------------------------------------------------
-    def _network(self, x, timestep, cond: Cond | None) -> torch.Tensor:
+    def _network(self, x, timestep, cond: Cond | None, direct: bool = False) -> torch.Tensor:
         labels = None
         if self.accepts:
             if cond is None or cond.labels is None:
                 raise DiffcoreError("this UNet is class-conditional: pass cond=Cond(labels=...) with class indices")
             labels = _first(torch.as_tensor(cond.labels, device=x.device), x.shape[0], "cond.labels", 1)
+        run = self.network if direct else self._run
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-            return self._run(x, timestep, class_labels=labels, return_dict=False)[0].contiguous()
-        return self._run(x, timestep, class_labels=labels, return_dict=False)[0]
+            return run(x, timestep, class_labels=labels, return_dict=False)[0].contiguous()
+        return run(x, timestep, class_labels=labels, return_dict=False)[0]
 
     def _check_x(self, x_t):
         if not isinstance(x_t, torch.Tensor) or x_t.ndim != 4 or x_t.shape[1] != self.in_channels:
@@ -371,6 +372,19 @@ class DiffusersUNetPrior(PriorBase):
         else:
             pred = Prediction.from_x0(x_t, out, alpha, sigma)
         return self._limit(pred)
+
+    def network_output(self, x_t: torch.Tensor, t, cond: Cond | None = None) -> torch.Tensor:
+        """The network's raw output at ``(x_t, t)`` in its ``prediction_type``, for training.
+
+        Unlike ``predict``, this calls ``network`` as it is (its mode, its ``requires_grad``), so
+        the output has gradients to the parameters being trained; it comes back in the network's
+        dtype. A learned-variance network's second half of channels is dropped, as in ``predict``.
+        """
+        check_cond(self.name, self.accepts, cond)
+        self._check_x(x_t)
+        _, _, timestep = self._coefficients(t, x_t)
+        out = self._network(x_t.to(self.dtype), timestep, cond, direct=True)
+        return out[:, : x_t.shape[1]] if out.shape[1] == 2 * x_t.shape[1] else out
 
     def _limit(self, pred: Prediction) -> Prediction:
         """Clip or threshold x0 as the scheduler config asks, keeping eps."""

@@ -123,9 +123,9 @@ class StableDiffusionPrior(DiffusersUNetPrior):
             text = self.encode_text(text)
         return _first(text, n, "cond.text", 3)
 
-    def _network(self, x, timestep, cond: Cond | None) -> torch.Tensor:
+    def _network(self, x, timestep, cond: Cond | None, direct: bool = False) -> torch.Tensor:
         emb = self._embeddings(cond, x.shape[0]).to(device=x.device, dtype=self.dtype)
-        return self._run(x, timestep, encoder_hidden_states=emb, return_dict=False)[0]
+        return (self.network if direct else self._run)(x, timestep, encoder_hidden_states=emb, return_dict=False)[0]
 
 
 def load_stable_diffusion(path, prompt=None, negative_prompt="", guidance_scale: float = 7.5, device=None, dtype=None, trust_pickle: bool = False):
