@@ -11,8 +11,9 @@ from safetensors import safe_open
 
 import diffcore
 from diff_zoo.recipes import RECIPES
-from diff_zoo.train import build_unet, ema_decay, lr_factor, train
+from diff_zoo.train import build_unet, train
 from diffcore.errors import DiffcoreError
+from diffcore.training import ema_decay, lr_factor
 
 
 def _state(folder):
@@ -122,6 +123,7 @@ def test_retraining_replaces_an_earlier_output(tmp_path, trained_digits, tiny_re
 
 
 def test_learning_rate_and_ema_schedules():
+    """The zoo's schedules, now diffcore.training's."""
     assert lr_factor(0, 100, 10, "cosine") == pytest.approx(0.1)
     assert lr_factor(9, 100, 10, "cosine") == 1.0
     assert lr_factor(55, 100, 10, "cosine") == pytest.approx(0.5)

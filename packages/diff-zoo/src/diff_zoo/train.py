@@ -1,13 +1,17 @@
-"""The training loop of every zoo prior: DDPM with epsilon prediction (Ho et al. 2020, Algorithm 1).
+"""Training a zoo prior: the recipe's data and network on diffcore's training loop.
 
-Each step draws a batch of training images ``x0`` (randomly flipped where the recipe allows),
-steps ``i`` uniform in ``{0, ..., T-1}`` and noise ``eps ~ N(0, I)``, forms
-``x_t = sqrt(abar_i) x0 + sqrt(1 - abar_i) eps`` with diffusers' own ``alphas_cumprod``, and
-minimises ``|eps - eps_theta(x_t, i, y)|^2`` with AdamW. Class-conditional recipes replace a
-share ``label_dropout`` of the labels by the null class ``n_classes`` (classifier-free guidance,
-Ho & Salimans 2022). The learning rate warms up linearly, then follows a cosine to zero (or
-stays constant); an exponential moving average of the weights, with the usual warm-up
-``min(decay, (1 + n) / (10 + n))``, is what gets saved.
+Each step draws a batch of training images ``x0`` (randomly flipped where the recipe allows) and,
+for class-conditional recipes, their labels, replacing a share ``label_dropout`` of them by the
+null class ``n_classes`` (classifier-free guidance, Ho & Salimans 2022); then
+:func:`diffcore.training.denoising_loss` draws steps ``i`` uniform in ``{0, ..., T-1}`` and noise
+``eps ~ N(0, I)``, forms ``x_t = sqrt(abar_i) x0 + sqrt(1 - abar_i) eps`` with diffusers' own
+``alphas_cumprod`` and returns the squared error of the network's output against the target of
+the recipe's parameterisation (eps, as in Ho et al. 2020, Algorithm 1; or v). The optimisation
+is :func:`diffcore.training.fit`: AdamW, a learning rate that warms up linearly, then follows a
+cosine to zero (or stays constant), gradient clipping, and an exponential moving average of the
+weights, with the usual warm-up ``min(decay, (1 + n) / (10 + n))``, which is what gets saved.
+The loop moved into the kernel without changing a single draw: the same seed gives the same
+per-step losses as the zoo's own loop did (``tests/test_train_kernel_loop.py``).
 
 The output folder is a normal diffusers pipeline folder (``DDIMPipeline.save_pretrained``:
 ``model_index.json``, ``unet/``, ``scheduler/``) that diffcore's diffusers adapter loads, plus
@@ -28,58 +32,26 @@ it.
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import json
-import math
 import os
-import platform
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
-import torch.nn.functional as F
 
 from diff_zoo import data as zoo_data
 from diff_zoo.recipes import Recipe
-from diffcore.conversions import training_target
 from diffcore.errors import DiffcoreError
+from diffcore.protocols import Cond
+from diffcore.training import EMA, denoising_loss, device_name, fit
+
+__all__ = ["RECORD", "WEIGHTS", "build_unet", "device_name", "save_pipeline", "train"]
 
 RECORD = "recipe.json"
 WEIGHTS = Path("unet") / "diffusion_pytorch_model.safetensors"
-
-
-def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
-    """The learning-rate multiplier at ``step`` (0-based) of ``total``: linear warm-up, then cosine to 0 or constant.
-
-    >>> [round(lr_factor(s, 10, 2, "cosine"), 3) for s in (0, 1, 2, 6, 9)]
-    [0.5, 1.0, 1.0, 0.5, 0.038]
-    """
-    if step < warmup:
-        return (step + 1) / warmup
-    if schedule == "constant" or total <= warmup:
-        return 1.0
-    progress = (step - warmup) / (total - warmup)
-    return 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def ema_decay(step: int, decay: float) -> float:
-    """EMA decay after ``step`` updates, warmed up as ``min(decay, (1 + n) / (10 + n))``."""
-    return min(decay, (1 + step) / (10 + step))
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return f"{cpu} ({torch.get_num_threads()} threads)"
 
 
 def build_unet(recipe: Recipe, seed: int):
@@ -121,64 +93,6 @@ def _check_out(out: Path) -> None:
         raise DiffcoreError(f"{out} exists and is not an empty folder or an earlier zoo training output; choose another --out")
 
 
-@contextlib.contextmanager
-def _cuda_speed_flags(device: torch.device):
-    """TF32 matmuls and cuDNN autotuning on CUDA for the duration of training (restored after)."""
-    if device.type != "cuda":
-        yield
-        return
-    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark)
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = torch.backends.cudnn.benchmark = True
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark = saved
-
-
-class _Progress:
-    """A rich progress bar (optional) plus a log line every tenth of the run."""
-
-    def __init__(self, name: str, total: int, enabled: bool, console=None):
-        from rich.console import Console
-
-        self.console = console or Console(stderr=True)
-        self.name, self.total, self.enabled = name, total, enabled
-        self.bar = None
-        self._next_log = 0
-
-    def __enter__(self):
-        if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-            self.bar = Progress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("loss {task.fields[loss]}"),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                console=self.console,
-                transient=False,
-            )
-            self.bar.__enter__()
-            self.task = self.bar.add_task(f"zoo:{self.name}", total=self.total, loss="-")
-        return self
-
-    def update(self, step: int, total: int, loss: float | None, elapsed: float):
-        self.total = total
-        if self.bar is not None:
-            self.bar.update(self.task, completed=step, total=total, loss="-" if loss is None else f"{loss:.4f}")
-        if step >= self._next_log and loss is not None:
-            rate = step / elapsed if elapsed > 0 else float("nan")
-            if not self.enabled or not self.console.is_terminal:
-                self.console.print(f"zoo:{self.name} step {step}/{total} loss {loss:.4f} {rate:.1f} it/s")
-            self._next_log = step + max(1, total // 10)
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
-
-
 def train(
     recipe: Recipe,
     out,
@@ -192,6 +106,7 @@ def train(
     progress: bool = True,
     console=None,
     on_ready=None,
+    on_step=None,
 ) -> dict[str, Any]:
     """Train ``recipe`` and write the pipeline folder ``out``; return what ``recipe.json`` holds.
 
@@ -205,6 +120,9 @@ def train(
             (otherwise the CPU trains in float32).
         on_ready: called with no arguments once the data and the model are built, just before
             the first step (:mod:`diff_zoo.train_all` uses it to start parallel runs together).
+        on_step: called as ``on_step(step, loss, logs)`` for every step (1-based), a log point
+            at a time (:func:`diffcore.training.fit`'s ``callback``).
+        progress: a progress bar on a terminal (log lines otherwise); ``False``: log lines only.
     """
     wall_start = time.perf_counter()
     out = Path(out)
@@ -231,96 +149,59 @@ def train(
     data_time = time.perf_counter() - wall_start
 
     unet = build_unet(recipe, seed).to(device).train()
-    ema = copy.deepcopy(unet).eval().requires_grad_(False)
-    params = [p for p in unet.parameters()]
-    ema_params = [p for p in ema.parameters()]
-    n_params = sum(p.numel() for p in params)
-    fused = {"fused": True} if device.type == "cuda" else {}
-    opt = torch.optim.AdamW(params, lr=recipe.lr, betas=recipe.adam_betas, weight_decay=recipe.weight_decay, **fused)
-    from diffusers import DDIMScheduler
+    from diffcore.adapters.diffusers_prior import DiffusersUNetPrior
 
-    alphas_cumprod = DDIMScheduler(**recipe.schedule.scheduler_config()).alphas_cumprod.to(device)
-    T = recipe.schedule.num_train_timesteps
+    prior = DiffusersUNetPrior(unet, recipe.schedule.scheduler_config())  # not owned: trains in place, in train mode
+    ema = EMA(unet, recipe.ema_decay)
+    params = list(unet.named_parameters())
+    n_params = sum(p.numel() for _, p in params)
     g = torch.Generator(device=device).manual_seed(seed)
     use_amp = amp and (device.type == "cuda" or (device.type == "cpu" and recipe.cpu_autocast))
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if use_amp else contextlib.nullcontext()
-
-    total = planned
-    budget_end = None if max_minutes is None else wall_start + max_minutes * 60 - 5.0  # a few seconds to save
-    check_every = 50 if device.type == "cuda" else 25  # steps between speed measurements
-    running = torch.zeros((), device=device)
-    running_n = 0
-    log_every = 25 if device.type == "cpu" else 100
-    stopped_early = False
-    loss_curve: list[tuple[int, float]] = []
     n = len(codes)
+
+    def loss_fn(step: int, g: torch.Generator) -> torch.Tensor:
+        idx = torch.randint(n, (batch,), device=device, generator=g)
+        x0 = zoo_data.to_images(codes[idx])
+        if recipe.hflip:
+            flip = torch.rand(batch, device=device, generator=g) < 0.5
+            x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
+        if recipe.vflip:
+            flip = torch.rand(batch, device=device, generator=g) < 0.5
+            x0 = torch.where(flip[:, None, None, None], x0.flip(-2), x0)
+        cond = None
+        if recipe.n_classes:
+            y = labels[idx]
+            drop = torch.rand(batch, device=device, generator=g) < recipe.label_dropout
+            cond = Cond(labels=torch.where(drop, torch.full_like(y, recipe.n_classes), y))
+        return denoising_loss(prior, x0, cond=cond, generator=g)
+
+    log_every = 25 if device.type == "cpu" else 100
     if on_ready is not None:
         on_ready()
-
-    with _cuda_speed_flags(device), _Progress(recipe.name, total, progress, console) as bar:
-        train_start = time.perf_counter()
-        mark = None  # (step, time) where the current speed measurement started
-        step = 0
-        while step < total:
-            if budget_end is not None and step % check_every == 0 and step >= 10:
-                # fit the run into the budget at the speed of the last few dozen steps (the first
-                # ten, with cuDNN autotuning, are not counted); the count can go down or back up
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                now = time.perf_counter()
-                if mark is not None:
-                    per_step = (now - mark[1]) / (step - mark[0])
-                    total = max(step + 1, min(planned, step + int((budget_end - now) / per_step)))
-                mark = (step, now)
-            lr = recipe.lr * lr_factor(step, total, recipe.warmup, recipe.lr_schedule)
-            for group in opt.param_groups:
-                group["lr"] = lr
-
-            idx = torch.randint(n, (batch,), device=device, generator=g)
-            x0 = zoo_data.to_images(codes[idx])
-            if recipe.hflip:
-                flip = torch.rand(batch, device=device, generator=g) < 0.5
-                x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
-            if recipe.vflip:
-                flip = torch.rand(batch, device=device, generator=g) < 0.5
-                x0 = torch.where(flip[:, None, None, None], x0.flip(-2), x0)
-            y = None
-            if recipe.n_classes:
-                y = labels[idx]
-                drop = torch.rand(batch, device=device, generator=g) < recipe.label_dropout
-                y = torch.where(drop, torch.full_like(y, recipe.n_classes), y)
-            t = torch.randint(T, (batch,), device=device, generator=g)
-            eps = torch.randn(x0.shape, device=device, generator=g)
-            ab = alphas_cumprod[t].view(-1, 1, 1, 1)
-            x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * eps
-
-            with autocast:
-                pred = unet(x_t, t, class_labels=y, return_dict=False)[0]
-            loss = F.mse_loss(pred.float(), training_target(recipe.schedule.prediction_type, x0, eps, ab.sqrt(), (1 - ab).sqrt()))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if recipe.grad_clip:
-                torch.nn.utils.clip_grad_norm_(params, recipe.grad_clip)
-            opt.step()
-            with torch.no_grad():
-                torch._foreach_lerp_(ema_params, params, 1 - ema_decay(step, recipe.ema_decay))
-                running += loss.detach()
-                running_n += 1
-            step += 1
-            if step % log_every == 0 or step == total:
-                loss_value = float(running) / running_n
-                loss_curve.append((step, round(loss_value, 5)))
-                running.zero_()
-                running_n = 0
-                if not math.isfinite(loss_value):
-                    raise DiffcoreError(f"zoo:{recipe.name}: the loss became {loss_value} at step {step}; lower the learning rate")
-                bar.update(step, total, loss_value, time.perf_counter() - train_start)
-            if budget_end is not None and step < total and time.perf_counter() > budget_end + 5.0:
-                stopped_early = True  # slowed down after the last measurement (another job?): keep what we have
-                break
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        train_time = time.perf_counter() - train_start
+    result = fit(
+        loss_fn,
+        params,
+        steps=planned,
+        generator=g,
+        lr=recipe.lr,
+        betas=recipe.adam_betas,
+        weight_decay=recipe.weight_decay,
+        lr_schedule=recipe.lr_schedule,
+        warmup=recipe.warmup,
+        ema=ema,
+        amp="bf16" if use_amp else None,
+        grad_clip=recipe.grad_clip or None,
+        max_minutes=None if max_minutes is None else max_minutes - (time.perf_counter() - wall_start) / 60,
+        progress=True if progress else "log",
+        name=f"zoo:{recipe.name}",
+        console=console,
+        log_every=log_every,
+        callback=on_step,
+        cuda_fast=True,
+        multi_process=False,
+    )
+    step, train_time, stopped_early = result.steps, result.train_time_s, result.stopped_early
+    loss_curve = _window_means(result.losses, log_every)
 
     final_loss, final_steps = _final_loss(loss_curve, step)
     record = {
@@ -342,7 +223,7 @@ def train(
         "iterations_per_s": round(step / train_time, 3) if train_time > 0 else None,
         "device": str(device),
         "device_name": device_name(device),
-        "amp": "bf16" if use_amp else None,
+        "amp": result.amp,
         "torch_version": torch.__version__,
         "diffusers_version": _version("diffusers"),
         "diff_zoo_version": _version("diff-zoo"),
@@ -357,7 +238,7 @@ def train(
         shutil.rmtree(tmp)
     tmp.parent.mkdir(parents=True, exist_ok=True)
     try:
-        save_pipeline(ema.to("cpu").float(), recipe, tmp)
+        save_pipeline(ema.module.to("cpu").float(), recipe, tmp)
         record["weights_bytes"] = (tmp / WEIGHTS).stat().st_size
         record["wall_time_s"] = round(time.perf_counter() - wall_start, 2)
         (tmp / RECORD).write_text(json.dumps(record, indent=2) + "\n")
@@ -369,6 +250,25 @@ def train(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return record
+
+
+def _window_means(losses: list[float], every: int) -> list[tuple[int, float]]:
+    """``(step, mean loss)`` every ``every`` steps and at the last step, the mean over the steps since the previous point.
+
+    The sum runs in float32 in step order, as the zoo's loop summed its running loss.
+
+    >>> _window_means([1.0, 0.5, 0.25, 0.125, 0.5], 2)
+    [(2, 0.75), (4, 0.1875), (5, 0.5)]
+    """
+    curve, start = [], 0
+    for end in range(1, len(losses) + 1):
+        if end % every == 0 or end == len(losses):
+            total = np.float32(0.0)
+            for value in losses[start:end]:
+                total = np.float32(total + np.float32(value))
+            curve.append((end, round(float(total) / (end - start), 5)))
+            start = end
+    return curve
 
 
 def _final_loss(loss_curve: list[tuple[int, float]], steps: int, window: int = 200) -> tuple[float, int]:
