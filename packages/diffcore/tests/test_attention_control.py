@@ -253,3 +253,28 @@ def test_cond_text_prior_through_network_of(sd_folder):
         assert [layer.name for layer in handle.layers] == ["mid_block.attentions.0.transformer_blocks.0.attn2"]
         inside = prior.predict(latents, 0.3, cond)
     assert torch.allclose(inside.eps, plain.eps, rtol=0, atol=1e-5 * float(plain.eps.abs().max()))
+
+
+def test_every_building_block_is_released_on_exit(sd_unet, tmp_path):
+    from diffcore.attention import CrossFrameAttention, ReplaceMaps, ReweightTokens, StoreMaps
+
+    x, text = _sd_inputs(batch=2)
+    disk = StoreMaps(tmp_path / "maps", chunk_bytes=2**30)  # one chunk, written on exit
+    blocks = [
+        AttentionProcessor(),
+        StoreMaps(),
+        disk,
+        CrossFrameAttention(2),
+        ReweightTokens({1: 2.0}),
+        ReplaceMaps(),
+        Chain(ReplaceMaps(), StoreMaps()),
+    ]
+    for block in blocks:
+        with control(sd_unet, block) as handle:
+            _sd(sd_unet, x, text)
+            assert block.attached and handle.active
+        members = block.processors if isinstance(block, Chain) else (block,)
+        assert not handle.active and handle.processors == {}
+        assert not any(p.attached for p in (block, *members)), block
+        assert all(p._calls == {} for p in (block, *members))  # step counters freed
+    assert disk.nbytes == 0 and len(list((tmp_path / "maps").iterdir())) == 1

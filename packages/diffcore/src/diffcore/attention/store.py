@@ -103,10 +103,8 @@ class StoreMaps(AttentionProcessor):
         chunks = sorted(p for p in folder.iterdir() if _CHUNK.match(p.name)) if folder.is_dir() else []
         if not chunks:
             raise DiffcoreError(f"{folder} holds no attention maps (maps-NNNNN.safetensors)")
-        store = cls.__new__(cls)
-        AttentionProcessor.__init__(store)
-        store._wanted, store.folder, store._memory, store._where = step_filter(None), folder, {}, {}
-        store.max_bytes, store.chunk_bytes, store.dtype, store.average_heads = 2**30, 64 * 2**20, torch.float32, False
+        store = cls()
+        store.folder = folder
         for path in chunks:
             with safe_open(path, framework="pt") as f:
                 meta = f.metadata() or {}
