@@ -35,6 +35,16 @@ def test_build_prior_passes_device_and_dtype_to_factories_that_take_them(monkeyp
     assert x.dtype is torch.float32 and torch.isfinite(x).all()  # the network in bf16, the sampler's state in float32
 
 
+def test_the_sample_job_task_takes_device_and_dtype(monkeypatch):
+    from diffcore.jobs.tasks import sample_task
+
+    monkeypatch.delenv(ENV, raising=False)
+    run = sample_task("zoo:digits:clip_x0=true", n=1, steps=2, device="cpu", dtype="bfloat16")
+    assert run.prior.dtype is torch.bfloat16
+    with pytest.raises(DiffcoreError, match="does not take a dtype"):
+        sample_task("gmm:means=[[0.0]]", dtype="float16")
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_a_cpu_generator_gives_the_same_samples_on_cuda_up_to_rounding():

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import click
 
+from diffcore.devices import build_prior, device_options
 from diffcore.errors import DiffcoreError
 
 FORMATS = (".png", ".npy", ".safetensors")
@@ -265,6 +266,19 @@ def _encode(x, fmt: str, prior, title: str, metadata: dict[str, str]) -> bytes:
     return _scatter_png(x, prior, title)
 
 
+def _check_label(prior, label: int | None) -> None:
+    """A label the prior has: one of its classes (or its null label), else a one-line error naming them."""
+    names = prior.class_names
+    if label is None or "labels" not in prior.accepts or names is None:  # sample() says which conditions a prior accepts
+        return
+    null = prior.null_cond.labels if prior.null_cond is not None and prior.null_cond.labels is not None else None
+    allowed = set(range(len(names))) | ({int(null.reshape(-1)[0])} if null is not None else set())
+    if label not in allowed:
+        listing = ", ".join(f"{i} ({name})" if str(name) != str(i) else str(i) for i, name in enumerate(names))
+        extra = f"; {int(null.reshape(-1)[0])} is the null label (unconditional)" if null is not None else ""
+        raise DiffcoreError(f"--label {label} is not a class of this prior; its labels are {listing}{extra}")
+
+
 @cli.command("sample")
 @click.option(
     "--prior",
@@ -280,13 +294,31 @@ def _encode(x, fmt: str, prior, title: str, metadata: dict[str, str]) -> bytes:
 @click.option("--label", type=int, default=None, help="Class label, for class-conditional priors.")
 @click.option("--prompt", default=None, help="Text prompt, for text-conditional priors.")
 @click.option(
+    "--start",
+    type=click.Choice(["prior", "normal"]),
+    default="prior",
+    show_default=True,
+    help="Starting state: the prior's exact marginal where it knows one (Gaussian mixtures), else N(0, init_std^2); 'normal' always the latter.",
+)
+@device_options
+@click.option(
     "--out",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
     help="Output file: .png (image grid or scatter plot), .npy or .safetensors.",
 )
 def sample_command(
-    prior_spec: str, n: int, steps: int, sampler_spec: str, seed: int, label: int | None, prompt: str | None, out: Path
+    prior_spec: str,
+    n: int,
+    steps: int,
+    sampler_spec: str,
+    seed: int,
+    label: int | None,
+    prompt: str | None,
+    start: str,
+    device: str | None,
+    dtype: str | None,
+    out: Path,
 ) -> None:
     """Draw samples from a prior and write them to a file (atomically)."""
     import torch
@@ -302,18 +334,16 @@ def sample_command(
     if not folder.is_dir():
         raise DiffcoreError(f"the folder of --out does not exist: {str(folder)!r}")
     sampler, options = _resolve_sampler(sampler_spec)
-    try:
-        prior = diffcore.create("prior", prior_spec)
-    except (TypeError, ValueError) as exc:  # a bad option value the factory could not take
-        raise DiffcoreError(f"cannot build prior {prior_spec!r}: {type(exc).__name__}: {exc}") from exc
-    if fmt == ".png" and getattr(prior, "latent", None) is None:
+    prior = build_prior(prior_spec, device=device, dtype=dtype)
+    if fmt == ".png" and prior.latent is None:
         _check_drawable(tuple(prior.sample_shape))
+    _check_label(prior, label)
     cond = None
     if label is not None or prompt is not None:
         labels = torch.full((n,), label, dtype=torch.long) if label is not None else None
         cond = Cond(text=prompt, labels=labels)
     generator = torch.Generator().manual_seed(seed)
-    x = diffcore.sample(prior, n, steps=steps, sampler=sampler, cond=cond, generator=generator, progress=sys.stdout.isatty(), **options)
+    x = diffcore.sample(prior, n, steps=steps, sampler=sampler, cond=cond, generator=generator, progress=sys.stdout.isatty(), start=start, **options).cpu()
     metadata = {"prior": prior_spec, "sampler": sampler_spec, "steps": str(steps), "seed": str(seed), "diffcore": _version()}
     try:
         shown = prior_spec if len(prior_spec) <= 70 else prior_spec[:67] + "..."

@@ -77,7 +77,7 @@ class SampleRun:
         from diffcore.samplers import sample as draw
 
         generator = torch.Generator().manual_seed(item.seed)
-        x = draw(self.prior, self.n, steps=self.steps, sampler=self.sampler, generator=generator, **self.sampler_options)
+        x = draw(self.prior, self.n, steps=self.steps, sampler=self.sampler, generator=generator, **self.sampler_options).cpu()
         return {f".{self.format}": encode(x, self.format, {**self.metadata, "seed": str(item.seed)})}
 
 
@@ -103,9 +103,12 @@ def encode(x, fmt: str, metadata: dict[str, str]) -> bytes:
     return encode_png(upscale(image_grid(x), target=256, most=8))
 
 
-def sample_task(prior: str, n: int = 16, steps: int = 50, sampler: str = "ddim", format: str = "npy"):
-    """Draw n samples per item (seed) from a prior: one .npy, .safetensors or .png grid each"""
-    import diffcore
+def sample_task(prior: str, n: int = 16, steps: int = 50, sampler: str = "ddim", format: str = "npy", device: str | None = None, dtype: str | None = None):
+    """Draw n samples per item (seed) from a prior: one .npy, .safetensors or .png grid each
+
+    ``device`` and ``dtype`` choose where the network runs (:func:`diffcore.devices.build_prior`;
+    ``DIFFCORE_DEVICE`` when unset); the seeds draw on the CPU, so results agree across devices.
+    """
     from diffcore.registry import parse_spec
 
     if format not in FORMATS:
@@ -116,8 +119,10 @@ def sample_task(prior: str, n: int = 16, steps: int = 50, sampler: str = "ddim",
 
     name, sampler_options = parse_spec(sampler)
     get_sampler(name, **sampler_options)  # unknown samplers and options fail before any work
-    built = diffcore.create("prior", prior)
-    shape = tuple(built.sample_shape) if getattr(built, "latent", None) is None else None
+    from diffcore.devices import build_prior
+
+    built = build_prior(prior, device=device, dtype=dtype)
+    shape = tuple(built.sample_shape) if built.latent is None else None
     if format == "png" and shape is not None and not (len(shape) == 3 and shape[0] in (1, 3)):
         raise DiffcoreError(
             f"task 'sample': format 'png' takes image priors (C, H, W) with C = 1 or 3; prior {prior!r} draws {shape}: use npy or safetensors"
