@@ -367,7 +367,8 @@ def fit(
                     loss, extra = _split(loss_fn(step, generator))
                 part = loss / grad_accum if grad_accum > 1 else loss
                 (scaler.scale(part) if scaler is not None else part).backward()
-                value = loss.detach().float()
+                value = loss.detach()
+                value = value.float() if value.dtype in (torch.float16, torch.bfloat16) else value
                 step_loss = value if step_loss is None else step_loss + value
                 for key, v in extra.items():
                     step_logs[key] = v if key not in step_logs else step_logs[key] + v
