@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 MEMBERS := $(wildcard packages/*/pyproject.toml plugins/*/pyproject.toml)
-EDITABLE := -e "packages/diffcore[diffusers,tour,jobs]" $(foreach m,$(filter-out packages/diffcore/pyproject.toml,$(MEMBERS)),-e $(dir $(m)))
+EDITABLE := -e "packages/diffcore[diffusers,tour,jobs,train]" $(foreach m,$(filter-out packages/diffcore/pyproject.toml,$(MEMBERS)),-e $(dir $(m)))
 export OMP_NUM_THREADS ?= 1
 
 .PHONY: demo test lint env clean

@@ -27,7 +27,7 @@ KERNEL = ROOT / "packages" / "diffcore"
 
 # What diffcore itself may require (shared/DESIGN.md): the kernel stays small and light.
 KERNEL_REQUIRES = {"torch", "numpy", "pluggy", "click", "safetensors", "rich"}
-KERNEL_EXTRAS = {"diffusers", "transformers", "matplotlib", "accelerate"}
+KERNEL_EXTRAS = {"diffusers", "transformers", "matplotlib", "accelerate", "peft"}
 # The stacks that plugins wrap. diffcore must not require them, not even as an extra; every
 # requirement of a plugin that the kernel does not already use is added to this list.
 PLUGIN_STACKS = {
