@@ -18,6 +18,7 @@ import torch
 from diff_inverse.solvers._common import sigma_y_of
 from diff_inverse.solvers.fit import fits, refusal
 from diffcore.errors import DiffcoreError, ShapeError
+from diffcore.protocols import check_prior_attributes
 
 
 def _resolve(solver, options):
@@ -43,13 +44,14 @@ def solve(prior, operator, y, *, solver, steps: int, generator: torch.Generator 
     needs) is refused before any work, naming the solvers that fit.
     """
     fn = _resolve(solver, options)
+    check_prior_attributes(prior)
     if not isinstance(y, torch.Tensor) or not y.is_floating_point() or y.ndim < 1 or y.shape[0] < 1:
         raise ShapeError("y must be a floating-point tensor (N, *y_shape) with N >= 1")
     sigma_y_of(operator)
     if hasattr(operator, "check_y"):
         operator.check_y(y)
     x_shape = getattr(operator, "x_shape", None)
-    if getattr(prior, "latent", None) is None and x_shape is not None and tuple(x_shape) != tuple(prior.sample_shape):
+    if prior.latent is None and x_shape is not None and tuple(x_shape) != tuple(prior.sample_shape):
         raise ShapeError(f"the operator takes x of shape {tuple(x_shape)} but the prior's samples have shape {tuple(prior.sample_shape)}")
     if not torch.isfinite(y).all():
         raise DiffcoreError("y has non-finite values")
@@ -61,7 +63,7 @@ def solve(prior, operator, y, *, solver, steps: int, generator: torch.Generator 
         raise DiffcoreError(refusal(name, operator, reason))
     warm = {} if start is None and t_start is None else {"start": start, "t_start": t_start}  # solvers of the hookspec need not take them
     x = fn(prior, operator, y, steps=steps, generator=generator, **warm)
-    latent = getattr(prior, "latent", None)
+    latent = prior.latent
     if latent is not None:
         with torch.no_grad():
             x = latent.decode(x)

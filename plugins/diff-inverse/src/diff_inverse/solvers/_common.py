@@ -40,13 +40,13 @@ def require_linear(name: str, operator) -> None:
 
 
 def require_pixel(name: str, prior) -> None:
-    if getattr(prior, "latent", None) is not None:
+    if prior.latent is not None:
         raise DiffcoreError(f"solver {name!r} works in the prior's sample space and cannot use a latent prior; use 'dps' or 'red-diff'")
 
 
 def decoded(prior, x0: torch.Tensor) -> torch.Tensor:
     """The clean estimate in the operator's space: decoded for latent priors."""
-    latent = getattr(prior, "latent", None)
+    latent = prior.latent
     return x0 if latent is None else latent.decode(x0)
 
 
@@ -80,7 +80,7 @@ def initial_state(prior, y: torch.Tensor, steps: int, generator, start=None, t_s
     if t_start is None or not 0 < float(t_start) <= 1:
         raise DiffcoreError(f"a warm start needs t_start in (0, 1], got {t_start!r}")
     start = torch.as_tensor(start).to(device=y.device, dtype=dtype)
-    latent = getattr(prior, "latent", None)
+    latent = prior.latent
     if latent is not None:
         with torch.no_grad():
             start = latent.encode(start)

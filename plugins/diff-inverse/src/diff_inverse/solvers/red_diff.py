@@ -61,11 +61,11 @@ class REDDiff:
         like = torch.empty((y.shape[0], *prior.sample_shape), dtype=dtype, device=y.device)
         if start is not None:
             mu = torch.as_tensor(start).to(like)
-            latent = getattr(prior, "latent", None)
+            latent = prior.latent
             return (latent.encode(mu) if latent is not None else mu.expand_as(like).clone()), True
         mode = self.init
         if mode == "auto":
-            mode = "pinv" if getattr(operator, "linear", False) and getattr(prior, "latent", None) is None else "noise"
+            mode = "pinv" if getattr(operator, "linear", False) and prior.latent is None else "noise"
             if mode == "pinv" and getattr(operator, "has_svd", False) and sigma_y_of(operator) > 0:
                 mode = "tikhonov"
         if mode == "pinv":
