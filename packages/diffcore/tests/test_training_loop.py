@@ -252,7 +252,8 @@ def test_bf16_autocast_on_the_cpu_and_a_non_finite_loss():
         ({"grad_accum": 0}, "grad_accum"),
         ({"lr_schedule": "linear"}, "lr_schedule"),
         ({"optimizer": "lion"}, "unknown optimizer"),
-        ({"checkpoint_every": 2}, "checkpoint_every needs checkpoint_dir"),
+        ({"checkpoint_every": 2}, "checkpoint_every and resume need checkpoint_dir"),
+        ({"resume": True}, "need checkpoint_dir"),
         ({"generator": None}, "explicit generator"),
     ],
 )

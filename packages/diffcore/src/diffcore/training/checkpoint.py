@@ -1,5 +1,8 @@
 """Training checkpoints that survive a kill: one folder per saved step, written aside and renamed.
 
+What :func:`diffcore.training.fit` saves (:func:`training_state`) and restores
+(:func:`restore_training_state`), and how it is stored.
+
 ``CHECKPOINT_DIR/step-000100/`` holds ``state.safetensors`` (every tensor: trainable parameters,
 optimiser moments, EMA, random generator states) and ``state.json`` (the step, the loss curve and
 the numbers that are not tensors). A checkpoint is written to a hidden temporary folder next to
@@ -20,6 +23,7 @@ from typing import Any
 import torch
 
 from diffcore.errors import CheckpointError
+from diffcore.training.processes import Processes
 
 STATE = "state.safetensors"
 META = "state.json"
@@ -99,3 +103,93 @@ def latest_checkpoint(folder) -> Path | None:
     """The newest complete checkpoint in ``folder``, or None."""
     found = checkpoints(folder)
     return found[-1][1] if found else None
+
+
+def rng_states(processes: Processes, generator: torch.Generator, device: torch.device) -> dict[str, torch.Tensor]:
+    """The states of ``generator`` and torch's global generators of every process (a collective: all take part)."""
+    states = {"generator": generator.get_state(), "cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        states["cuda"] = torch.cuda.get_rng_state(device)
+    tensors = {}
+    for kind, state in states.items():
+        for rank, gathered in enumerate(processes.gather(state)):
+            tensors[f"rng/{kind}/{rank}"] = gathered
+    return tensors
+
+
+def training_state(
+    pairs, opt: torch.optim.Optimizer, ema, scaler, rng: dict[str, torch.Tensor]
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The tensors (parameters, optimiser moments, EMA, generator states) and the numbers of a training run."""
+    tensors = {f"param/{n}": p for n, p in pairs}
+    scalars: dict[str, dict[str, Any]] = {}
+    for index, entry in opt.state_dict()["state"].items():
+        scalars[str(index)] = {}
+        for key, value in entry.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optimizer/{index}/{key}"] = value
+            else:
+                scalars[str(index)][key] = value
+    if ema is not None:
+        tensors.update({f"ema/{n}": t for n, t in ema.state().items()})
+    tensors.update(rng)
+    meta = {
+        "params": {n: [list(p.shape), str(p.dtype)] for n, p in pairs},
+        "optimizer": scalars,
+        "scaler": scaler.state_dict() if scaler is not None else None,
+        "diffcore_version": _version(),
+    }
+    return tensors, meta
+
+
+def restore_training_state(
+    path: Path, pairs, opt, ema, scaler, processes: Processes, generator: torch.Generator, device: torch.device
+) -> dict:
+    """Load the checkpoint ``path`` into the parameters, optimiser, EMA, scaler and generators; return its metadata."""
+    tensors, meta = load_checkpoint(path)
+    saved = meta.get("params", {})
+    wanted = {n: [list(p.shape), str(p.dtype)] for n, p in pairs}
+    if set(saved) != set(wanted):
+        extra, missing = sorted(set(saved) - set(wanted)), sorted(set(wanted) - set(saved))
+        what = f"missing {missing[0]!r}" if missing else f"unexpected {extra[0]!r}"
+        raise CheckpointError(f"{path} was saved for other parameters ({what}; {len(missing)} missing, {len(extra)} unexpected)")
+    for n in wanted:
+        if saved[n][0] != wanted[n][0]:
+            raise CheckpointError(f"{path}: parameter {n!r} has shape {tuple(saved[n][0])} there but {tuple(wanted[n][0])} here")
+    if int(meta.get("world", 1)) != processes.world:
+        raise CheckpointError(
+            f"{path} was saved by {meta.get('world')} process(es); resume it with as many (this run has {processes.world})"
+        )
+    with torch.no_grad():
+        for n, p in pairs:
+            p.copy_(tensors[f"param/{n}"])
+    state = opt.state_dict()
+    restored: dict[int, dict[str, Any]] = {int(index): dict(scalars) for index, scalars in meta.get("optimizer", {}).items()}
+    for key, value in tensors.items():
+        if key.startswith("optimizer/"):
+            _, index, field_name = key.split("/", 2)
+            restored.setdefault(int(index), {})[field_name] = value
+    state["state"] = restored
+    opt.load_state_dict(state)
+    if ema is not None:
+        ema_state = {k[len("ema/") :]: v for k, v in tensors.items() if k.startswith("ema/")}
+        if not ema_state:
+            raise CheckpointError(f"{path} holds no EMA; resume without ema or from a run that had one")
+        ema.load_state(ema_state)
+    if scaler is not None and meta.get("scaler"):
+        scaler.load_state_dict(meta["scaler"])
+    rank = processes.rank
+    generator.set_state(tensors[f"rng/generator/{rank}"])
+    torch.set_rng_state(tensors[f"rng/cpu/{rank}"])
+    if device.type == "cuda" and f"rng/cuda/{rank}" in tensors:
+        torch.cuda.set_rng_state(tensors[f"rng/cuda/{rank}"], device)
+    return meta
+
+
+def _version() -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("diffcore")
+    except PackageNotFoundError:
+        return None

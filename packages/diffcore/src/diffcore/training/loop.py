@@ -42,18 +42,18 @@ import math
 import platform
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from diffcore.errors import CheckpointError, DiffcoreError
-from diffcore.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from diffcore.errors import DiffcoreError
+from diffcore.training.checkpoint import latest_checkpoint, restore_training_state, rng_states, save_checkpoint, training_state
 from diffcore.training.ema import EMA
 from diffcore.training.lr_schedule import check_lr_schedule, lr_factor
 from diffcore.training.parameters import named_tensors
-from diffcore.training.processes import Processes, current_processes
+from diffcore.training.processes import current_processes
 from diffcore.training.progress import TrainingProgress
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
@@ -89,7 +89,6 @@ class TrainingRecord:
     world: int
     ema: EMA | None = None
     checkpoint: Path | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def device_name(device: torch.device) -> str:
@@ -150,17 +149,6 @@ def _split(out) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
         raise DiffcoreError(f"loss_fn must return a scalar tensor (or a mapping with one under 'loss'), got {type(loss).__name__}")
     return loss.reshape(()), logs
-
-
-def _rng_tensors(processes: Processes, generator: torch.Generator, device: torch.device) -> dict[str, torch.Tensor]:
-    states = {"generator": generator.get_state(), "cpu": torch.get_rng_state()}
-    if device.type == "cuda":
-        states["cuda"] = torch.cuda.get_rng_state(device)
-    tensors = {}
-    for kind, state in states.items():
-        for rank, gathered in enumerate(processes.gather(state)):
-            tensors[f"rng/{kind}/{rank}"] = gathered
-    return tensors
 
 
 def fit(
@@ -239,8 +227,8 @@ def fit(
         raise DiffcoreError("fit needs an explicit generator=torch.Generator(...).manual_seed(seed)")
     if checkpoint_every is not None and (not isinstance(checkpoint_every, int) or checkpoint_every < 1):
         raise DiffcoreError(f"checkpoint_every must be a positive integer, got {checkpoint_every!r}")
-    if checkpoint_every is not None and checkpoint_dir is None:
-        raise DiffcoreError("checkpoint_every needs checkpoint_dir")
+    if checkpoint_dir is None and (checkpoint_every is not None or resume):
+        raise DiffcoreError("checkpoint_every and resume need checkpoint_dir")
     check_lr_schedule(lr_schedule)
     tensors = [p for _, p in pairs]
     device = tensors[0].device
@@ -264,7 +252,7 @@ def fit(
             f"{checkpoint_dir} already holds checkpoints ({latest.name}); pass resume=True to continue that run or choose another folder"
         )
     if latest is not None:
-        meta = _restore(latest, pairs, opt, ema, scaler, processes, generator, device)
+        meta = restore_training_state(latest, pairs, opt, ema, scaler, processes, generator, device)
         step = resumed_from = int(meta["step"])
         losses, logs = list(meta["losses"]), {k: list(v) for k, v in meta["logs"].items()}
         time_before = float(meta.get("train_time_s", 0.0))
@@ -300,38 +288,12 @@ def fit(
 
     def checkpoint() -> None:
         flush()
-        rng = _rng_tensors(processes, generator, device)
-        if not processes.main:
-            processes.barrier()
-            return
-        state = {f"param/{n}": p for n, p in pairs}
-        opt_state = opt.state_dict()["state"]
-        scalars: dict[str, dict[str, Any]] = {}
-        for index, entry in opt_state.items():
-            scalars[str(index)] = {}
-            for key, value in entry.items():
-                if isinstance(value, torch.Tensor):
-                    state[f"optimizer/{index}/{key}"] = value
-                else:
-                    scalars[str(index)][key] = value
-        if ema is not None:
-            state.update({f"ema/{n}": t for n, t in ema.state().items()})
-        state.update(rng)
-        meta = {
-            "step": step,
-            "total": total,
-            "steps": steps,
-            "name": name,
-            "world": processes.world,
-            "params": {n: [list(p.shape), str(p.dtype)] for n, p in pairs},
-            "optimizer": scalars,
-            "scaler": scaler.state_dict() if scaler is not None else None,
-            "losses": losses,
-            "logs": logs,
-            "train_time_s": time_before + (time.perf_counter() - train_start),
-            "diffcore_version": _version(),
-        }
-        last_checkpoint[0] = save_checkpoint(checkpoint_dir, step, state, meta, keep=keep_checkpoints)
+        rng = rng_states(processes, generator, device)  # every process takes part
+        if processes.main:
+            tensors, meta = training_state(pairs, opt, ema, scaler, rng)
+            meta.update(step=step, total=total, steps=steps, name=name, world=processes.world, losses=losses, logs=logs)
+            meta["train_time_s"] = time_before + (time.perf_counter() - train_start)
+            last_checkpoint[0] = save_checkpoint(checkpoint_dir, step, tensors, meta, keep=keep_checkpoints)
         processes.barrier()
 
     stopped_early = False
@@ -426,57 +388,3 @@ def fit(
         ema=ema,
         checkpoint=last_checkpoint[0],
     )
-
-
-def _restore(path: Path, pairs, opt, ema, scaler, processes: Processes, generator: torch.Generator, device: torch.device) -> dict:
-    """Load the checkpoint ``path`` into the parameters, optimiser, EMA, scaler and generators; return its metadata."""
-    tensors, meta = load_checkpoint(path)
-    saved = meta.get("params", {})
-    wanted = {n: [list(p.shape), str(p.dtype)] for n, p in pairs}
-    if set(saved) != set(wanted):
-        extra, missing = sorted(set(saved) - set(wanted)), sorted(set(wanted) - set(saved))
-        what = f"missing {missing[0]!r}" if missing else f"unexpected {extra[0]!r}"
-        raise CheckpointError(f"{path} was saved for other parameters ({what}; {len(missing)} missing, {len(extra)} unexpected)")
-    for n in wanted:
-        if saved[n][0] != wanted[n][0]:
-            raise CheckpointError(f"{path}: parameter {n!r} has shape {tuple(saved[n][0])} there but {tuple(wanted[n][0])} here")
-    if int(meta.get("world", 1)) != processes.world:
-        raise CheckpointError(
-            f"{path} was saved by {meta.get('world')} process(es); resume it with as many (this run has {processes.world})"
-        )
-    with torch.no_grad():
-        for n, p in pairs:
-            p.copy_(tensors[f"param/{n}"])
-    state = opt.state_dict()
-    restored: dict[int, dict[str, Any]] = {}
-    for index, scalars in meta.get("optimizer", {}).items():
-        restored[int(index)] = dict(scalars)
-    for key, value in tensors.items():
-        if key.startswith("optimizer/"):
-            _, index, field_name = key.split("/", 2)
-            restored.setdefault(int(index), {})[field_name] = value
-    state["state"] = restored
-    opt.load_state_dict(state)
-    if ema is not None:
-        prefix = "ema/"
-        ema_state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-        if not ema_state:
-            raise CheckpointError(f"{path} holds no EMA; resume without ema or from a run that had one")
-        ema.load_state(ema_state)
-    if scaler is not None and meta.get("scaler"):
-        scaler.load_state_dict(meta["scaler"])
-    rank = processes.rank
-    generator.set_state(tensors[f"rng/generator/{rank}"])
-    torch.set_rng_state(tensors[f"rng/cpu/{rank}"])
-    if device.type == "cuda" and f"rng/cuda/{rank}" in tensors:
-        torch.cuda.set_rng_state(tensors[f"rng/cuda/{rank}"], device)
-    return meta
-
-
-def _version() -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("diffcore")
-    except PackageNotFoundError:
-        return None
