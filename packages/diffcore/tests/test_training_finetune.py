@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -17,6 +18,7 @@ from diffcore.training import (
     denoising_loss,
     fit,
     frozen_copy,
+    load_finetuned,
     lora_disabled,
     lora_parameters,
     lora_settings,
@@ -145,6 +147,13 @@ def test_a_parameter_delta_saves_the_trained_tensors_and_loads_back_bit_for_bit(
         assert sorted(f.keys()) == sorted(n for n, _ in chosen)
     again = diffcore.create("prior", "finetuned", path=str(folder))
     assert torch.equal(_probe(again), _probe(prior))
+    # the base moved: another spec for it, here through load_finetuned itself
+    moved = tmp_path / "moved"
+    shutil.copytree(unet_base.split("path=", 1)[1], moved)
+    assert torch.equal(_probe(load_finetuned(f"diffusers:path={moved}", folder)), _probe(prior))
+    other = save_tiny_unet_pipeline(tmp_path / "other", block_out_channels=(8, 16))
+    with pytest.raises(CheckpointError, match="has shape"):
+        diffcore.create("prior", "finetuned", base=f"diffusers:path={other}", path=folder)
     assert not torch.equal(_probe(again), _probe(diffcore.create("prior", unet_base)))
     explicit = save_finetuned(prior, tmp_path / "conv", base=unet_base, select="pattern:conv_out.*")
     assert json.loads((explicit / "finetuned.json").read_text())["tensors"] == ["conv_out.bias", "conv_out.weight"]

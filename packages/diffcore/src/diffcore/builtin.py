@@ -45,7 +45,7 @@ def finetuned(path, base=None, device=None, dtype=None):
     """A prior fine-tuned with diffcore.training: its base rebuilt by spec, the saved weights applied"""
     from diffcore.training.finetuned import load_finetuned
 
-    return load_finetuned(path, base=base, device=device, dtype=dtype)
+    return load_finetuned(base, path, device=device, dtype=dtype)
 
 
 @hookimpl

@@ -136,11 +136,13 @@ def read_finetuned(path) -> dict:
     return record
 
 
-def load_finetuned(path, base: str | None = None, device=None, dtype=None):
-    """The prior saved by :func:`save_finetuned` in ``path``: its base rebuilt by spec, the saved tensors applied.
+def load_finetuned(base: str | None, path, *, device=None, dtype=None):
+    """The prior saved by :func:`save_finetuned` in ``path``: the base built from its spec, the saved tensors applied.
 
-    ``base`` overrides the recorded spec (a base moved to another folder); ``device`` and
-    ``dtype`` are passed to the base's factory. The network comes back frozen, in eval mode.
+    ``base`` is the base prior's spec, or None for the one ``finetuned.json`` records (pass
+    another spec when the base moved to another folder); ``device`` and ``dtype`` are passed to
+    the base's factory. The network comes back frozen, in eval mode. The registered prior
+    ``finetuned`` calls this: ``diffcore.create("prior", "finetuned", base=..., path=...)``.
     """
     from diffcore.plugin_host import create
     from diffcore.weights import load_state_dict
