@@ -204,3 +204,12 @@ def audit_command(
         f"{s['extracted_training_images']} training images; {s['replica_generations']} replicas; "
         f"memorised conditions: {', '.join(s['memorised_conditions']) or 'none'}; report: {out / 'index.html'}"
     )
+
+
+def _erase_command():
+    from diff_safety.erasure.command import erase_command
+
+    return erase_command
+
+
+safety.add_command(_erase_command(), "erase")
