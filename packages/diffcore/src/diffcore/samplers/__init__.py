@@ -20,8 +20,8 @@ import torch
 from diffcore.errors import DiffcoreError
 from diffcore.protocols import Cond, check_cond, check_prior_attributes
 from diffcore.samplers._common import noise_like
-from diffcore.samplers.ddim import ddim
-from diffcore.samplers.ddpm import ddpm
+from diffcore.samplers.ddim import ddim, ddim_step
+from diffcore.samplers.ddpm import ddpm, ddpm_step
 from diffcore.samplers.dpmpp import dpmpp_2m
 from diffcore.samplers.edm import euler, heun
 
@@ -120,4 +120,4 @@ def sample(
     return x
 
 
-__all__ = ["SAMPLERS", "ddim", "ddpm", "dpmpp_2m", "euler", "get_sampler", "heun", "initial_noise", "sample"]
+__all__ = ["SAMPLERS", "ddim", "ddim_step", "ddpm", "ddpm_step", "dpmpp_2m", "euler", "get_sampler", "heun", "initial_noise", "sample"]

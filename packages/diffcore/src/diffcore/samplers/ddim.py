@@ -13,19 +13,27 @@ import torch
 from diffcore.samplers._common import coefs, noise_like
 
 
+def ddim_step(x0, eps, schedule, t, s, *, eta: float = 0.0, generator=None):
+    """One DDIM step from time t to s < t, given the prediction ``(x0, eps)`` at t (eq. 12).
+
+    The step of :func:`ddim`, for algorithms that change ``x0`` or ``eps`` before stepping
+    (posterior solvers): noise is drawn from ``generator`` whenever ``eta > 0``, as in the sampler.
+    """
+    a_t, s_t = coefs(schedule, t, x0)
+    a_s, s_s = coefs(schedule, s, x0)
+    if eta > 0:
+        var = (s_t**2 - (a_t / a_s) ** 2 * s_s**2) * s_s**2 / s_t**2
+        c = eta * torch.sqrt(var.clamp_min(0))
+        return a_s * x0 + torch.sqrt((s_s**2 - c**2).clamp_min(0)) * eps + c * noise_like(x0, generator)
+    return a_s * x0 + s_s * eps
+
+
 @torch.no_grad()
 def ddim(prior, x, ts, *, cond=None, generator=None, callback=None, eta: float = 0.0):
     for i in range(len(ts) - 1):
         t, s = ts[i], ts[i + 1]
         pred = prior.predict(x, t, cond)
-        a_t, s_t = coefs(prior.schedule, t, x)
-        a_s, s_s = coefs(prior.schedule, s, x)
-        if eta > 0:
-            var = (s_t**2 - (a_t / a_s) ** 2 * s_s**2) * s_s**2 / s_t**2
-            c = eta * torch.sqrt(var.clamp_min(0))
-            x = a_s * pred.x0 + torch.sqrt((s_s**2 - c**2).clamp_min(0)) * pred.eps + c * noise_like(x, generator)
-        else:
-            x = a_s * pred.x0 + s_s * pred.eps
+        x = ddim_step(pred.x0, pred.eps, prior.schedule, t, s, eta=eta, generator=generator)
         if callback is not None:
             callback(i, t, x, pred)
     return x
