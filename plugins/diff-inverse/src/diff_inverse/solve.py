@@ -13,10 +13,12 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from diff_inverse.solvers._common import sigma_y_of
-from diff_inverse.solvers.fit import fits, refusal
+from diff_inverse.solvers.fit import NOISELESS_ONLY, SolverWarning, fits, refusal, solvers_for
 from diffcore.errors import DiffcoreError, ShapeError
 from diffcore.protocols import check_prior_attributes
 
@@ -36,12 +38,15 @@ def _resolve(solver, options):
 def solve(prior, operator, y, *, solver, steps: int, generator: torch.Generator | None = None, start=None, t_start=None, **options):
     """Sample ``x ~ p(x | y)`` for each item of the batch ``y`` (copies of one y give independent samples).
 
-    ``solver`` is a registered name (``ddrm``, ``ddnm``, ``ddnm+``, ``pigdm``, ``dps``, ``mcgdiff``,
-    ``red-diff``) whose options are keyword ``options``, or a solver object. ``start`` and
+    ``solver`` is a registered name (``ddrm``, ``ddnm+``, ``pigdm``, ``dps``, ``mcgdiff``, ``red-diff``,
+    ``diffpir``, ``daps``, ...; ``diffcore available solver``) whose options are keyword ``options``, or
+    a solver object. ``start`` and
     ``t_start`` give a CCDF warm start: the estimate ``start`` diffused to time ``t_start``.
     Latent priors return decoded images. Device and dtype follow ``y``. A solver that does not fit
     the operator (:func:`diff_inverse.solvers.fits`: an SVD, a linear or a differentiable operator it
-    needs) is refused before any work, naming the solvers that fit.
+    needs) is refused before any work, naming the solvers that fit; a solver that assumes noiseless
+    y (``ddnm``, ``projection``) runs on noisy y with a :class:`~diff_inverse.solvers.fit.SolverWarning`
+    naming the solvers made for it.
     """
     fn = _resolve(solver, options)
     check_prior_attributes(prior)
@@ -55,12 +60,25 @@ def solve(prior, operator, y, *, solver, steps: int, generator: torch.Generator 
         raise ShapeError(f"the operator takes x of shape {tuple(x_shape)} but the prior's samples have shape {tuple(prior.sample_shape)}")
     if not torch.isfinite(y).all():
         raise DiffcoreError("y has non-finite values")
-    reason = fits(fn, operator, strict=False)  # a noiseless-only solver still runs on noisy y, taking it as noiseless
-    if reason is not None:
+    if isinstance(solver, str):
         from diffcore.registry import parse_spec
 
-        name = parse_spec(solver)[0] if isinstance(solver, str) else getattr(fn, "name", type(fn).__name__)
+        name = parse_spec(solver)[0]
+    else:
+        name = getattr(fn, "name", None) or type(fn).__name__
+    reason = fits(fn, operator, strict=False)  # a noiseless-only solver still runs on noisy y, taking it as noiseless
+    if reason is not None:
         raise DiffcoreError(refusal(name, operator, reason))
+    if fits(fn, operator) == NOISELESS_ONLY:
+        counterpart = getattr(fn, "noisy_counterpart", None)
+        others = [counterpart] if counterpart else [s for s in solvers_for(operator) if s != name]
+        warnings.warn(
+            f"solver {name!r} assumes noiseless y, but sigma_y = {operator.sigma_y:g}: it takes the noise for signal"
+            + (" and can diverge" if counterpart else "")
+            + (f"; for noisy y use {' or '.join(repr(o) for o in others[:3])}" if others else ""),
+            SolverWarning,
+            stacklevel=2,
+        )
     warm = {} if start is None and t_start is None else {"start": start, "t_start": t_start}  # solvers of the hookspec need not take them
     x = fn(prior, operator, y, steps=steps, generator=generator, **warm)
     latent = prior.latent

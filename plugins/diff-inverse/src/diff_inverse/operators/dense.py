@@ -12,7 +12,8 @@ class DenseLinear(LinearOperator):
     """``y = matrix @ x.flatten()``, for small problems (the Gaussian-mixture benchmark).
 
     ``x_shape`` defaults to ``(matrix.shape[1],)``. Singular values at or below
-    ``rcond * max(s)`` are treated as zero (null space).
+    ``rcond * max(s)`` are treated as zero (null space). ``noise`` and ``rate`` as every operator's
+    (:mod:`diff_inverse.operators.base`).
 
     >>> import torch
     >>> op = DenseLinear(torch.tensor([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), sigma_y=0.1)
@@ -22,7 +23,7 @@ class DenseLinear(LinearOperator):
 
     has_svd = True
 
-    def __init__(self, matrix, sigma_y: float = 0.0, x_shape: tuple[int, ...] | None = None, rcond: float = 1e-10):
+    def __init__(self, matrix, sigma_y: float = 0.0, x_shape: tuple[int, ...] | None = None, rcond: float = 1e-10, *, noise: str = "gaussian", rate=None):
         matrix = torch.as_tensor(matrix, dtype=torch.float64)
         if matrix.ndim != 2:
             raise ShapeError(f"matrix has shape {tuple(matrix.shape)}; expected (m, n)")
@@ -30,7 +31,7 @@ class DenseLinear(LinearOperator):
         x_shape = tuple(x_shape) if x_shape is not None else (n,)
         if torch.Size(x_shape).numel() != n:
             raise ShapeError(f"x_shape {x_shape} has {torch.Size(x_shape).numel()} elements; the matrix has {n} columns")
-        super().__init__(x_shape, (m,), sigma_y)
+        super().__init__(x_shape, (m,), sigma_y, noise=noise, rate=rate)
         self.matrix = matrix
         few_rows = 4 * m <= n  # V through Householder reflections; otherwise the full (n, n) V
         U, s, Vh = torch.linalg.svd(matrix, full_matrices=not few_rows)

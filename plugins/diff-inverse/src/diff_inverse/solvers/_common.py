@@ -16,7 +16,7 @@ from diff_inverse.solvers.fit import NEEDS_LINEAR, NEEDS_SVD, fits, refusal
 from diffcore.errors import DiffcoreError, ShapeError
 from diffcore.samplers._common import coefs, noise_like
 
-__all__ = ["check_pair", "coefs", "decoded", "ddim_step", "initial_state", "noise_like", "require_linear", "require_pixel", "require_svd", "sigma_y_of", "snap_to_noise_level"]
+__all__ = ["check_pair", "coefs", "decoded", "initial_state", "noise_like", "require_linear", "require_pixel", "require_svd", "sigma_y_of", "snap_to_noise_level"]
 
 
 def sigma_y_of(operator) -> float:
@@ -93,17 +93,6 @@ def initial_state(prior, y: torch.Tensor, steps: int, generator, start=None, t_s
         raise DiffcoreError(f"t_start={t_start} leaves no step of the {steps}-step grid; raise t_start or steps")
     a, s = coefs(prior.schedule, ts[0], like)
     return ts, a * start + s * noise_like(like, generator)
-
-
-def ddim_step(x0, eps, schedule, t, s, eta: float, generator):
-    """DDIM (Song et al. 2021, eq. 12) from ``(x0, eps)`` at t to time s < t, with its eta."""
-    a_t, s_t = coefs(schedule, t, x0)
-    a_s, s_s = coefs(schedule, s, x0)
-    if eta <= 0 or float(s_s) == 0:
-        return a_s * x0 + s_s * eps
-    var = (s_t**2 - (a_t / a_s) ** 2 * s_s**2) * s_s**2 / s_t**2
-    c = eta * torch.sqrt(var.clamp_min(0))
-    return a_s * x0 + torch.sqrt((s_s**2 - c**2).clamp_min(0)) * eps + c * noise_like(x0, generator)
 
 
 def snap_to_noise_level(schedule, ts: torch.Tensor, nu: float, gap: float = 1.5) -> torch.Tensor:

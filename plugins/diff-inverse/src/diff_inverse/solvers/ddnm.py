@@ -13,8 +13,9 @@ noise to make room for the measurement's: with ``c = eta sigma_s`` and ``e_i = a
 
 ``snap=True`` (DDNM+ on noisy y, the default) moves one grid time onto the level where ``c = e_i``,
 ``nu = median_i sigma_y / (eta s_i)``, when no level lies within a factor 1.5 of it (see
-``diff_inverse.solvers.ddrm``): light denoising on zoo:textures at 20 steps, single sample,
-31.1 -> 35.1 dB (y itself: 32.0).
+``diff_inverse.solvers.ddrm``; measurements in docs/inverse.md). Plain DDNM takes y as noiseless:
+on noisy y it fits the noise at every step and can diverge, so :func:`diff_inverse.solve` warns
+and names DDNM+.
 """
 
 from __future__ import annotations
@@ -23,24 +24,20 @@ from dataclasses import dataclass
 
 import torch
 
-from diff_inverse.solvers._common import (
-    check_pair,
-    coefs,
-    initial_state,
-    noise_like,
-    snap_to_noise_level,
-)
+from diff_inverse.solvers._common import check_pair, coefs, initial_state, noise_like, snap_to_noise_level
+from diff_inverse.solvers.options import Options, option
 
 
 @dataclass(frozen=True)
-class DDNM:
+class DDNM(Options):
     """DDNM: range-null space replacement with ``A_pinv`` (exact for noiseless y)."""
 
-    eta: float = 0.85
+    eta: float = option(0.85, low=0.0, high=1.0)
     name = "ddnm"
     needs_svd = False
     needs_linear = True
-    noiseless_only = True  # takes y as noiseless: solve still runs it on noisy y; solvers_for and the bench do not
+    noiseless_only = True  # takes y as noiseless: solve runs it on noisy y with a warning; solvers_for and the bench do not
+    noisy_counterpart = "ddnm+"
 
     @torch.no_grad()
     def __call__(self, prior, operator, y, *, steps, generator=None, start=None, t_start=None):
@@ -59,10 +56,10 @@ class DDNM:
 
 
 @dataclass(frozen=True)
-class DDNMPlus:
+class DDNMPlus(Options):
     """DDNM+: DDNM with per-direction scaling of the correction and noise for noisy y."""
 
-    eta: float = 0.85
+    eta: float = option(0.85, low=0.0, high=1.0)
     snap: bool = True
     name = "ddnm+"
     needs_svd = True

@@ -18,13 +18,9 @@ etaB = 1 puts the measured coordinates on ``yb`` exactly at the end.
 ``nu = median_i eta_i`` when the grid has no level within a factor 1.5 of it
 (:func:`~diff_inverse.solvers._common.snap_to_noise_level`; same number of network calls). There,
 with etaB = 1, the last case puts the state on ``yb`` exactly, a draw of ``x0 + nu eps`` given y.
-The prior's own grid can skip far past it: 20 steps of a 1000-step DDPM go from nu 0.18 to 0.01,
-so for y at sigma_y 0.05 the last informed estimate came from a state 3.5 times noisier than y.
-Measured at 20 steps: denoising a 16-D standard Gaussian at sigma_y 0.05, the samples' squared
-error around the exact posterior mean fell from 8.6x the posterior variance to 0.03x (now
-under-dispersed: one DDIM step from y carries no x0 | x_t variance); on zoo:textures light
-denoising (single sample) 29.3 -> 35.6 dB, against 32.0 for y itself; zoo:digits 32.7 -> 40.5.
-``snap=False`` keeps the grid as given (the Gaussian-mixture benchmark does, as the authors').
+The prior's own grid can skip far past it (20 steps of a 1000-step DDPM go from nu 0.18 to 0.01);
+the measurements behind the default are in docs/inverse.md. ``snap=False`` keeps the grid as
+given (the Gaussian-mixture benchmark does, as the authors').
 """
 
 from __future__ import annotations
@@ -34,16 +30,17 @@ from dataclasses import dataclass
 import torch
 
 from diff_inverse.solvers._common import check_pair, coefs, initial_state, noise_like, snap_to_noise_level
+from diff_inverse.solvers.options import Options, option
 
 
 @dataclass(frozen=True)
-class DDRM:
+class DDRM(Options):
     """DDRM with ``etaA`` (less-noisy coordinates), ``etaB`` (noisier ones), ``etaC`` (null space; None: ``etaA``)
     and ``snap`` (a network call at y's noise level)."""
 
-    etaA: float = 0.85
-    etaB: float = 1.0
-    etaC: float | None = None
+    etaA: float = option(0.85, low=0.0, high=1.0)
+    etaB: float = option(1.0, low=0.0, high=1.0)
+    etaC: float | None = option(None, low=0.0, high=1.0)
     snap: bool = True
     name = "ddrm"
     needs_svd = True

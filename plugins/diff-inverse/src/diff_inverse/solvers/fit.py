@@ -26,6 +26,10 @@ NEEDS_DIFFERENTIABLE = "needs a differentiable operator"
 NOISELESS_ONLY = "assumes noiseless y"
 
 
+class SolverWarning(UserWarning):
+    """A solver runs, but on terms its user should know: noisy y for a noiseless-only solver, an operator gain it cannot measure."""
+
+
 @dataclass(frozen=True)
 class Needs:
     """What a solver declares it needs of an operator (see the module docstring for the defaults)."""

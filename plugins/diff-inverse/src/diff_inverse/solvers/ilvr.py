@@ -15,14 +15,16 @@ from dataclasses import dataclass
 
 import torch
 
-from diff_inverse.solvers._common import check_pair, coefs, ddim_step, initial_state, noise_like
+from diff_inverse.solvers._common import check_pair, coefs, initial_state, noise_like
+from diff_inverse.solvers.options import Options, option
+from diffcore.samplers import ddim_step
 
 
 @dataclass(frozen=True)
-class ILVR:
+class ILVR(Options):
     """ILVR with conditioning down to time ``t_stop``."""
 
-    t_stop: float = 0.0
+    t_stop: float = option(0.0, low=0.0, high=1.0)
     name = "ilvr"
     needs_svd = False
     needs_linear = True
@@ -34,7 +36,7 @@ class ILVR:
         for i in range(len(ts) - 1):
             t, r = ts[i], ts[i + 1]
             pred = prior.predict(x, t)
-            x = ddim_step(pred.x0, pred.eps, prior.schedule, t, r, 1.0, generator)
+            x = ddim_step(pred.x0, pred.eps, prior.schedule, t, r, eta=1.0, generator=generator)
             if float(r) >= self.t_stop:
                 a_r, s_r = coefs(prior.schedule, r, x)
                 ref = a_r * y + s_r * operator.A(noise_like(x, generator))

@@ -19,15 +19,16 @@ from dataclasses import dataclass
 import torch
 
 from diff_inverse.solvers._common import check_pair, coefs, initial_state, noise_like
+from diff_inverse.solvers.options import Options, option
 from diffcore import conversions
 
 
 @dataclass(frozen=True)
-class Langevin:
+class Langevin(Options):
     """Annealed Langevin posterior sampling with ``corrector_steps`` steps of ratio ``snr`` per time."""
 
-    snr: float = 0.16
-    corrector_steps: int = 1
+    snr: float = option(0.16, low=0.0, low_open=True)
+    corrector_steps: int = option(1, low=0)
     name = "langevin"
     needs_svd = False
     needs_linear = True

@@ -17,14 +17,16 @@ from dataclasses import dataclass
 
 import torch
 
-from diff_inverse.solvers._common import check_pair, coefs, ddim_step, initial_state, noise_like
+from diff_inverse.solvers._common import check_pair, coefs, initial_state, noise_like
+from diff_inverse.solvers.options import Options, option
+from diffcore.samplers import ddim_step
 
 
 @dataclass(frozen=True)
-class MCG:
+class MCG(Options):
     """MCG with gradient step ``alpha`` and optional projection."""
 
-    alpha: float = 0.5
+    alpha: float = option(0.5, low=0.0)
     project: bool = True
     name = "mcg"
     needs_svd = False
@@ -43,7 +45,7 @@ class MCG:
                 (grad,) = torch.autograd.grad(sq.sum(), xg)
             with torch.no_grad():
                 step = (self.alpha / sq.sqrt().clamp_min(1e-12)).reshape(-1, *([1] * (x.ndim - 1))).to(x)
-                x = ddim_step(pred.x0.detach(), pred.eps.detach(), prior.schedule, t, r, 1.0, generator) - step * grad
+                x = ddim_step(pred.x0.detach(), pred.eps.detach(), prior.schedule, t, r, eta=1.0, generator=generator) - step * grad
                 if self.project:
                     a_r, s_r = coefs(prior.schedule, r, x)
                     ref = a_r * y + s_r * operator.A(noise_like(x, generator))

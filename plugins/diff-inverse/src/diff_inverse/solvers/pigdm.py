@@ -17,27 +17,14 @@ by itself, so a prior that clips x0 keeps its clipping), and a DDIM step with ``
 of the move for Gaussian data, ``r_t^2 scale v`` (``v`` the vector above: the exact denoiser of
 Gaussian data has ``d x0_hat / d x_t = (r_t^2 alpha_t / sigma_t^2) I``), per item, on the steps
 where ``alpha_t^2 / sigma_t^2 < bound_snr``; ``bound=True`` caps every step, ``bound_snr=0``
-none (the paper's rule). A trained network's Jacobian at high noise carries its error times
-``1 / alpha_t`` (``x0 = (x_t - sigma_t eps) / alpha_t``), and the move is multiplied by
-``sigma_t^2 / alpha_t`` again: on zoo:patches at 20 steps the first steps moved x0 by 10^4 (the
-pseudo-inverse correction: 40), the clipped x0 kept saturated colours, and colourization samples
-fell to 13-16 dB against the pseudo-inverse's 22.2. The cap is a guard, not exact: an exact
-denoiser moves x0 by ``Cov[x0 | x_t] v``, which exceeds ``r_t^2 v`` where the data are strongly
-correlated or multimodal, and those moves are how ΠGDM fills unmeasured regions; capping only
-the noisiest steps keeps most of them. Measured on zoo:patches at 20 steps, 8 images
-(unbounded -> ``bound_snr`` 0.1), in the published run with 8 samples per image: colourization
-13.4 -> 16.9 dB for one sample and 19.6 -> 21.9 for the mean of 8 (the pseudo-inverse: 22.2; some
-samples still saturate), super-resolution x4 22.7 -> 23.1 (mean), box inpainting 25.5 -> 24.6
-(mean); a run with 4 samples per image drew luckier noise: colourization 16.3 -> 22.5 (one
-sample), 21.7 -> 24.8 (mean). zoo:digits, one sample: box inpainting 23.6 -> 22.5, compressed
-sensing 21.5 -> 20.9, denoising within 0.1. Capping every step (``bound=True``) cost box
-inpainting 1.0 to 2.8 dB. The Gaussian-mixture benchmark runs the paper's rule (``bound_snr=0``).
+none (the paper's rule). It guards against a trained network's Jacobian error at high noise,
+which the move multiplies by ``sigma_t^2 / alpha_t``; an exact denoiser moves x0 by
+``Cov[x0 | x_t] v``, which can exceed the cap where the data are correlated or multimodal, so
+only the noisiest steps are capped.
 
 ``snap=True`` (noisy y with an SVD, the default) moves one grid time onto y's noise level
 ``median_i sigma_y / s_i`` when no level lies within a factor 1.5 of it (see
-``diff_inverse.solvers.ddrm``). Light denoising at 20 steps, single sample: zoo:patches 32.5 ->
-33.1 dB with the snap alone (32.4 with the default ``bound_snr``; y itself: 32.3), zoo:textures
-29.9 -> 30.9 (y itself: 32.0; ΠGDM still loses there, 31.3 with the mean of 8 samples).
+``diff_inverse.solvers.ddrm``). The measurements behind both defaults: docs/inverse.md.
 """
 
 from __future__ import annotations
@@ -46,28 +33,26 @@ from dataclasses import dataclass
 
 import torch
 
-from diff_inverse.solvers._common import check_pair, coefs, ddim_step, initial_state, snap_to_noise_level
+from diff_inverse.solvers._common import check_pair, coefs, initial_state, snap_to_noise_level
+from diff_inverse.solvers.options import Options, option
 from diffcore import conversions
 from diffcore.errors import DiffcoreError
+from diffcore.samplers import ddim_step
 
 
 @dataclass(frozen=True)
-class PiGDM:
+class PiGDM(Options):
     """ΠGDM: pseudo-inverse guidance through the denoiser's Jacobian."""
 
-    eta: float = 1.0
-    scale: float = 1.0
-    data_var: float = 1.0
+    eta: float = option(1.0, low=0.0, high=1.0)
+    scale: float = option(1.0, low=0.0)
+    data_var: float = option(1.0, low=0.0, low_open=True)
     bound: bool = False  # True: every step's x0 correction at most the Gaussian-data one, r_t^2 |v| per item
-    bound_snr: float = 0.1  # and the steps where alpha_t^2 / sigma_t^2 < bound_snr (0: the paper's rule)
+    bound_snr: float = option(0.1, low=0.0)  # and the steps where alpha_t^2 / sigma_t^2 < bound_snr (0: the paper's rule)
     snap: bool = True
     name = "pigdm"
     needs_svd = False
     needs_linear = True
-
-    def __post_init__(self):
-        if not (isinstance(self.bound_snr, (int, float)) and self.bound_snr >= 0):
-            raise DiffcoreError(f"bound_snr must be a number >= 0 (0: never bound), got {self.bound_snr!r}")
 
     def _direction(self, operator, y, x0, r2, sigma_y):
         if getattr(operator, "has_svd", False):
@@ -105,5 +90,5 @@ class PiGDM:
                 # x0 and eps move separately: a prior that clips x0 keeps its clipping (rebuilding x0
                 # from the corrected eps dropped it and let some items diverge)
                 x0, eps = conversions.add_to_score(pred.x0.detach(), pred.eps.detach(), self.scale * g, a_t, s_t)
-                x = ddim_step(x0, eps, prior.schedule, t, r, self.eta, generator)
+                x = ddim_step(x0, eps, prior.schedule, t, r, eta=self.eta, generator=generator)
         return x.detach()

@@ -16,16 +16,17 @@ from dataclasses import dataclass
 
 import torch
 
-from diff_inverse.solvers._common import check_pair, coefs, ddim_step, initial_state, noise_like
-from diffcore.errors import DiffcoreError
+from diff_inverse.solvers._common import check_pair, coefs, initial_state, noise_like
+from diff_inverse.solvers.options import Options, option
+from diffcore.samplers import ddim_step
 
 
 @dataclass(frozen=True)
-class ScoreSDEProjection:
+class ScoreSDEProjection(Options):
     """ScoreSDE projection with weight ``lam`` and RePaint ``resample`` count."""
 
-    lam: float = 1.0
-    resample: int = 1
+    lam: float = option(1.0, low=0.0, high=1.0)
+    resample: int = option(1, low=1)
     name = "projection"
     needs_svd = True
     needs_linear = True
@@ -34,8 +35,6 @@ class ScoreSDEProjection:
     @torch.no_grad()
     def __call__(self, prior, operator, y, *, steps, generator=None, start=None, t_start=None):
         check_pair(self, prior, operator)
-        if not isinstance(self.resample, int) or self.resample < 1 or not 0 <= self.lam <= 1:
-            raise DiffcoreError(f"projection needs resample >= 1 and 0 <= lam <= 1, got resample={self.resample}, lam={self.lam}")
         ts, x = initial_state(prior, y, steps, generator, start, t_start)
         s = operator.singulars().to(x)
         k = s.numel()
@@ -44,7 +43,7 @@ class ScoreSDEProjection:
             t, r = ts[i], ts[i + 1]
             for j in range(self.resample):
                 pred = prior.predict(x, t)
-                xs = ddim_step(pred.x0, pred.eps, prior.schedule, t, r, 1.0, generator)
+                xs = ddim_step(pred.x0, pred.eps, prior.schedule, t, r, eta=1.0, generator=generator)
                 a_r, s_r = coefs(prior.schedule, r, xs)
                 xb = operator.Vt(xs)
                 target = a_r * yb + s_r * noise_like(yb, generator)

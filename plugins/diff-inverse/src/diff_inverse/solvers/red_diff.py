@@ -17,41 +17,39 @@ noise (``init="noise"``) or from ``start`` (CCDF-style). Latent priors optimise 
 
 ``t_max`` skips the grid times above it and ``decay="linear"`` lowers Adam's learning rate
 linearly to ``lr / n`` over the ``n`` steps. The paper walks the whole grid (``t_max=1``) at a
-constant rate (``decay="none"``) for 1000 steps; with 20 to 100 the regulariser's gradient at high
-noise is close to random, Adam's first steps scatter ``mu`` away from its initial estimate, and
-its last steps leave a jitter of about ``lr`` per pixel. From an initial estimate (``pinv``,
-``tikhonov``, ``start``) the defaults are therefore ``t_max=0.5`` with the linear decay,
-measured on zoo:patches (single-sample PSNR against the paper's walk): at 20 steps
-super-resolution x2 20.2 -> 25.0 dB, denoising 27.0 -> 31.1, colorization 16.8 -> 21.4,
-deblurring 18.9 -> 23.0; at 100 steps super-resolution x2 26.6 -> 26.6, denoising 33.5 -> 33.4,
-colorization 20.2 -> 23.0, box inpainting 22.6 -> 24.0 (and half the network calls: only the
-grid's times below ``t_max`` are run). From noise (``init="noise"``, latent priors) there is
-no estimate to keep and ``mu`` has far to travel: the defaults are then the paper's schedule,
-``t_max=1, decay="none"``, which can also be asked for explicitly. It is also the better choice
-when ``A^+ y`` is far from any plausible x: on the Gaussian-mixture benchmark (1 to 4
-measurements of 8 or 80 coordinates, modes 8 apart) the defaults raise the sliced Wasserstein
-distance by 0.3 to 1.1 over the paper's walk in every cell, so that benchmark runs the paper's.
+constant rate (``decay="none"``) for 1000 steps. From an initial estimate (``pinv``, ``tikhonov``,
+``start``) the defaults are ``t_max=0.5`` with the linear decay: with 20 to 100 steps the
+regulariser's gradient at high noise is close to random and scatters ``mu`` away from its estimate.
+From noise (``init="noise"``, latent priors) there is no estimate to keep, and the defaults are the
+paper's walk.
+
+Scale: ``lr`` is an Adam step, in the data's own units, and the default 0.1 is set for image
+priors on [-1, 1] (a tenth of the range). It is not rescaled for data on another scale: multiply
+it by the data's spread (the Gaussian-mixture benchmark, whose data span +-16, uses 2.0; at 0.1
+the samples stay near the initial estimate). The measurements behind the defaults: docs/inverse.md.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
 from diff_inverse.solvers._common import coefs, decoded, noise_like, sigma_y_of
+from diff_inverse.solvers.options import Options, option
 from diffcore.errors import DiffcoreError
 
 
 @dataclass(frozen=True)
-class REDDiff:
+class REDDiff(Options):
     """RED-Diff with Adam (``lr``), regularisation weight ``lam`` and ``init`` of ``mu``."""
 
-    lr: float = 0.1
-    lam: float = 0.25
-    init: str = "auto"
-    t_max: float | None = None  # None: 0.5 from an initial estimate (pinv, tikhonov, start), 1 from noise
-    decay: str | None = None  # None: "linear" from an initial estimate, "none" from noise
+    lr: float = option(0.1, low=0.0, low_open=True)  # in data units: set for priors on [-1, 1] (see the module docstring)
+    lam: float = option(0.25, low=0.0)
+    init: Literal["auto", "pinv", "tikhonov", "noise"] = "auto"
+    t_max: float | None = option(None, low=0.0, high=1.0, low_open=True)  # None: 0.5 from an initial estimate (pinv, tikhonov, start), 1 from noise
+    decay: Literal["linear", "none"] | None = None  # None: "linear" from an initial estimate, "none" from noise
     name = "red-diff"
     needs_svd = False
     needs_linear = False
@@ -81,10 +79,6 @@ class REDDiff:
 
     def __call__(self, prior, operator, y, *, steps, generator=None, start=None, t_start=None):
         sigma_y_of(operator)
-        if self.t_max is not None and not (isinstance(self.t_max, (int, float)) and 0 < self.t_max <= 1):
-            raise DiffcoreError(f"t_max must be in (0, 1] (or None), got {self.t_max!r}")
-        if self.decay not in (None, "linear", "none"):
-            raise DiffcoreError(f"decay must be 'linear', 'none' (or None), got {self.decay!r}")
         with torch.no_grad():
             mu, from_estimate = self._init(prior, operator, y, generator, start)
             mu = mu.clone()

@@ -22,14 +22,15 @@ from dataclasses import dataclass
 import torch
 
 from diff_inverse.solvers._common import check_pair, coefs, initial_state, noise_like
+from diff_inverse.solvers.options import Options, option
 
 
 @dataclass(frozen=True)
-class SNIPS:
+class SNIPS(Options):
     """SNIPS with step constant ``c`` and ``inner`` Langevin steps per noise level."""
 
-    c: float = 0.1
-    inner: int = 3
+    c: float = option(0.1, low=0.0, low_open=True)
+    inner: int = option(3, low=1)
     name = "snips"
     needs_svd = True
     needs_linear = True
