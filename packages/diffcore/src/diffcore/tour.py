@@ -70,6 +70,52 @@ def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:
     return path
 
 
+def write_folder(out: str | os.PathLike, files: dict[str, bytes | str], *, marker: str = "metrics.json") -> Path:
+    """Write ``files`` (name -> bytes) as the folder ``out``, which appears whole or not at all.
+
+    The files go to a temporary folder next to ``out``, which is then renamed into place. An
+    existing ``out`` is replaced as a whole (no file of an earlier run is left beside the new
+    ones) when it is empty or holds ``marker`` (the earlier output of a diffcore command);
+    any other existing path is refused with a one-line :class:`DiffcoreError`, and nothing is
+    written. On any error the temporary folder is removed and ``out`` is left as it was.
+
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> _ = write_folder(root / "run", {"a.txt": "1", "metrics.json": "{}"})
+    >>> _ = write_folder(root / "run", {"b.txt": "2", "metrics.json": "{}"})
+    >>> sorted(p.name for p in (root / "run").iterdir())
+    ['b.txt', 'metrics.json']
+    """
+    import shutil
+
+    from diffcore.errors import DiffcoreError
+
+    out = Path(out)
+    if out.exists() and not (out.is_dir() and (not any(out.iterdir()) or (out / marker).is_file())):
+        what = "a file" if not out.is_dir() else f"a folder that is not an earlier output (no {marker})"
+        raise DiffcoreError(f"--out {str(out)!r} exists and is {what}; choose another folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part"))
+    old = None
+    try:
+        for name, data in files.items():
+            (tmp / name).write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+        os.chmod(tmp, 0o755)
+        if out.exists():
+            old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".old"))
+            os.rename(out, old / "previous")
+        os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and (old / "previous").exists() and not out.exists():
+            os.rename(old / "previous", out)  # put the earlier output back
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    return out
+
+
 def require_matplotlib():
     """Import matplotlib, or raise an ImportError that names the extra to install."""
     try:

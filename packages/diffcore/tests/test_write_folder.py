@@ -1,0 +1,32 @@
+"""write_folder: a result folder appears whole, replaces an earlier output whole, and refuses anything else."""
+
+import pytest
+
+from diffcore.errors import DiffcoreError
+from diffcore.tour import write_folder
+
+
+def test_a_new_folder_and_an_earlier_output_are_written_whole(tmp_path):
+    out = tmp_path / "run"
+    write_folder(out, {"measurement_pinv.png": b"x", "metrics.json": "{}"})
+    write_folder(out, {"measurement.png": b"y", "metrics.json": '{"a": 1}'})
+    assert sorted(p.name for p in out.iterdir()) == ["measurement.png", "metrics.json"]  # no file of the earlier run is left
+    assert (out / "metrics.json").read_text() == '{"a": 1}'
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]  # no temporary folders left behind
+
+
+def test_other_paths_are_refused_and_a_failure_leaves_the_earlier_output(tmp_path):
+    (tmp_path / "file").write_text("keep")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    for target in ("file", "mine"):
+        with pytest.raises(DiffcoreError, match="exists and is"):
+            write_folder(tmp_path / target, {"metrics.json": "{}"})
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
+    out = tmp_path / "run"
+    write_folder(out, {"metrics.json": "old"})
+
+    with pytest.raises(TypeError):
+        write_folder(out, {"metrics.json": "new", "bad": 3})
+    assert (out / "metrics.json").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "mine", "run"]
