@@ -48,6 +48,25 @@ def finetuned(path, base=None, device=None, dtype=None):
     return load_finetuned(base, path, device=device, dtype=dtype)
 
 
+def diffusers_video(
+    path, num_frames=16, prompt=None, negative_prompt="", guidance_scale=9.0, device=None, dtype=None, trust_pickle=False, chunk=8
+):
+    """Latent text-to-video prior (N, F, C, H, W) from a UNet3DConditionModel (ModelScope) or UNetMotionModel (AnimateDiff) pipeline"""
+    from diffcore.adapters.video import load_video_prior
+
+    return load_video_prior(
+        path,
+        num_frames=num_frames,
+        prompt=prompt,
+        negative_prompt=negative_prompt,
+        guidance_scale=guidance_scale,
+        device=device,
+        dtype=dtype,
+        trust_pickle=trust_pickle,
+        chunk=chunk,
+    )
+
+
 @hookimpl
 def register_priors(register):
     register("gmm", gmm, aliases=("gaussian-mixture",))
@@ -55,6 +74,7 @@ def register_priors(register):
     register("diffusers", diffusers_prior)
     register("stable-diffusion", stable_diffusion, aliases=("sd",))
     register("finetuned", finetuned)
+    register("diffusers-video", diffusers_video, aliases=("text-to-video",))
 
 
 @hookimpl
