@@ -1,0 +1,1 @@
+"""diff-video: video diffusion with diffcore."""
