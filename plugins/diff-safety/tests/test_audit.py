@@ -58,6 +58,9 @@ def test_a_memorising_prior_is_caught_and_reported(tmp_path):
     # a resumed audit reads the same generations back from the job folder
     again = audit(prior, ImageData(train), n=40, steps=20, batch=16, criterion=Criterion(grid=2, n=30), work=tmp_path / "work")
     assert torch.equal(again.generated, result.generated)
+    # other settings in the same work folder: the audit takes it over and reads only its own items
+    fewer = audit(prior, ImageData(train), n=16, steps=10, batch=16, criterion=Criterion(grid=2, n=30), work=tmp_path / "work")
+    assert fewer.generated.shape[0] == 16 and not torch.equal(fewer.generated, result.generated[:16])
     index = write_report(result, tmp_path / "report")
     data = json.loads((tmp_path / "report" / "report.json").read_text())
     assert data["format"] == "diffcore-safety-audit" and len(data["extracted"]) == 40

@@ -33,6 +33,7 @@ from diff_safety.extraction import Criterion, Extractions, TrainingSet, find_ext
 from diff_safety.generate import GenerationRun, Plan, draw, make_plan, read_generations
 from diff_safety.membership import MembershipResult, membership_inference
 from diffcore.errors import DiffcoreError
+from diffcore.jobs.items import seed_items
 from diffcore.protocols import Cond
 
 FORMAT = "diffcore-safety-audit"
@@ -139,7 +140,8 @@ def generate_job(
     run = GenerationRun(
         prior, plan, batch, steps, sampler, {"prior": prior_spec, "steps": steps, "sampler": sampler, "guidance": plan.guidance}
     )
-    summary = run_job(spec, Task("safety audit", generation_task), prepared=run, progress=progress)
+    # the work folder is the audit's own: a rerun with other settings takes it over (force) and redoes its items
+    summary = run_job(spec, Task("safety audit", generation_task), prepared=run, progress=progress, force=True)
     if summary.failed:
         key, error = summary.failures[0]
         raise DiffcoreError(f"the generation of {key} failed: {error}")
@@ -201,7 +203,7 @@ def audit(
                 work=Path(work),
                 progress=progress,
             )
-            generated, keys, names = read_generations(work)
+            generated, keys, names = read_generations(work, [item.key for item in seed_items(_items(n, batch), seed)])
         else:
             parts, keys, names = [], [], []
             for item in range(_items(n, batch)):

@@ -79,7 +79,7 @@ TINY = DuplicationRecipe(
     warmup=20,
     ema_decay=0.99,
     max_minutes=None,
-    generations=48,
+    generations=64,
     sample_steps=20,
     criterion=Criterion(grid=2, n=20),
 )

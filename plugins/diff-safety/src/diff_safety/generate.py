@@ -158,12 +158,21 @@ class GenerationRun:
         return {".safetensors": _encode(samples, self.plan, self.n, {**self.settings, "seed": item.seed})}
 
 
-def read_generations(folder) -> tuple[torch.Tensor, list[str], list[str]]:
-    """All generations in a folder of :func:`generation_task` outputs: images (M, ...), condition keys and names (``file[i]``)."""
+def read_generations(folder, items: list[str] | None = None) -> tuple[torch.Tensor, list[str], list[str]]:
+    """The generations in a folder of :func:`generation_task` outputs: images (M, ...), condition keys and names (``file[i]``).
+
+    ``items`` names the job items to read (their keys, e.g. ``seed-000003``); default: every file.
+    """
     from safetensors import safe_open
 
     folder = Path(folder)
-    files = sorted(p for p in folder.glob("*.safetensors") if not p.name.startswith("."))
+    if items is None:
+        files = sorted(p for p in folder.glob("*.safetensors") if not p.name.startswith("."))
+    else:
+        files = [folder / f"{key}.safetensors" for key in items]
+        missing = [p.name for p in files if not p.is_file()]
+        if missing:
+            raise DiffcoreError(f"{str(folder)!r} lacks the generations {', '.join(missing[:3])}")
     if not files:
         raise DiffcoreError(f"{str(folder)!r} holds no generations (.safetensors files written by the audit's generation job)")
     images, keys, names = [], [], []

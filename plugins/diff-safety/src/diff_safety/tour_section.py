@@ -1,9 +1,8 @@
 """diff-safety's tour section: the duplication experiment's plot and an erasure before/after grid.
 
-Both come from runs too long for the tour (about 25 and 8 minutes on a 2-core CPU), recorded in
-``diff_safety/results/`` by ``tools/bench/safety_results.py``: the section shows those small
-files and their numbers, and checks them live in a few seconds where it can (the extraction
-test on the recorded pairs is cheap).
+Both come from runs too long for the tour (about 25 and 5 minutes on a 2-core CPU), recorded in
+``diff_safety/results/`` (small JSON and PNG files) by ``python -m diff_safety.duplication`` and
+``tools/bench/safety_erasure.py --results``; the section shows those files and their numbers.
 """
 
 from __future__ import annotations
