@@ -137,7 +137,8 @@ BAD = [
     ("size", ["--operator", "sr:factor=4", "--input", "{tmp}/big.png"], "16x16"),
     ("mask", ["--operator", "inpaint:mask='{tmp}/mask8.png'"], "(16, 16)"),
     ("no-svd", ["--operator", "ct", "--solver", "ddrm"], "Solvers that fit it"),
-    ("nonlinear", ["--operator", "jpeg", "--solver", "ddnm"], "No registered solver fits it yet"),  # dps and red-diff need a differentiable A (diff_inverse.solvers.fits)
+    ("nonlinear", ["--operator", "jpeg", "--solver", "ddnm"], "Solvers that fit it: daps, dps, red-diff"),  # through JPEG's straight-through gradient
+    ("no gradient", ["--operator", "jpeg:gradient='none'", "--solver", "dps"], "No registered solver fits it yet"),
     ("solver", ["--operator", "sr:factor=4", "--solver", "nosuch"], "unknown solver"),
     ("operator", ["--operator", "nosuch"], "unknown operator"),
     ("option", ["--operator", "sr:factr=4"], "factr"),
@@ -200,7 +201,7 @@ def test_gradient_solver_refuses_a_non_differentiable_operator():
     from diffcore.errors import DiffcoreError
 
     prior = diffcore.create("prior", "gaussian", mean=[0.0] * 64, shape=(1, 8, 8))
-    op = diffcore.create("operator", "jpeg", x_shape=(1, 8, 8), quality=50)
+    op = diffcore.create("operator", "jpeg", x_shape=(1, 8, 8), quality=50, gradient="none")
     y = op.A(torch.zeros(1, 1, 8, 8))
     with pytest.raises(DiffcoreError, match="not differentiable"):
         solve(prior, op, y, solver="dps", steps=2)

@@ -65,7 +65,19 @@ def test_svd_flags():
     assert ct.linear and not ct.has_svd
     phase, jpeg = diffcore.create("operator", "phase", x_shape=shapes), diffcore.create("operator", "jpeg", x_shape=shapes)
     assert not phase.linear and phase.differentiable and not isinstance(phase, LinearOperator)
-    assert not jpeg.linear and not jpeg.differentiable
+    assert not jpeg.linear and jpeg.differentiable  # its straight-through gradient
+    assert not diffcore.create("operator", "jpeg", x_shape=shapes, gradient="none").differentiable
+
+
+def test_jpeg_straight_through_gradient():
+    """JPEG's value is the compressed image; its gradient is the identity's (gradient='none': no gradient)."""
+    op = diffcore.create("operator", "jpeg", x_shape=(1, 16, 16), quality=10)
+    x = (torch.rand(2, 1, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1).requires_grad_(True)
+    out = op.A(x)
+    assert torch.allclose(out.detach(), op.A(x.detach()), atol=1e-6) and not torch.allclose(out.detach(), x.detach(), atol=1e-2)
+    w = torch.randn(2, 1, 16, 16, generator=torch.Generator().manual_seed(1))
+    (grad,) = torch.autograd.grad((out * w).sum(), x)
+    assert torch.equal(grad, w)
 
 
 class _BrokenAdjoint(LinearOperator):

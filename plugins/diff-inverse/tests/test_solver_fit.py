@@ -93,10 +93,10 @@ class NoSVD(LinearOperator):
 
 
 MATRIX = torch.tensor([[1.0, 0.5, 0.0], [0.0, 1.0, -0.5]], dtype=torch.float64)
-BUILTIN = ["ddnm", "ddnm+", "ddrm", "dps", "ilvr", "langevin", "mcg", "mcgdiff", "pigdm", "projection", "red-diff", "snips"]
+BUILTIN = ["daps", "ddnm", "ddnm+", "ddrm", "diffpir", "dps", "ilvr", "langevin", "mcg", "mcgdiff", "pigdm", "projection", "red-diff", "snips"]
 WITH_SVD = {"ddnm+", "ddrm", "mcgdiff", "projection", "snips", "svd-only"}
-NOISELESS = {"ddnm", "projection"}
-GRADIENT = {"dps", "red-diff", "undeclared"}  # need a differentiable A: what the solver declares, or nothing
+NOISELESS = {"ddnm", "ilvr", "projection"}
+GRADIENT = {"daps", "dps", "red-diff", "undeclared"}  # need a differentiable A: what the solver declares, or nothing
 
 # operator -> the solvers that fit it, written out by hand from the solvers' declarations
 CASES = {
@@ -104,7 +104,8 @@ CASES = {
     "dense, noisy": (lambda: DenseLinear(MATRIX, sigma_y=0.1), sorted({*BUILTIN, "svd-only", "undeclared"} - NOISELESS)),
     "no svd, noiseless": (lambda: NoSVD(MATRIX), sorted({*BUILTIN, "undeclared"} - WITH_SVD)),
     "phase": (lambda: PhaseRetrieval((1, 4, 4)), sorted(GRADIENT)),
-    "jpeg": (lambda: JPEG((1, 8, 8), quality=50), []),
+    "jpeg": (lambda: JPEG((1, 8, 8), quality=50), sorted(GRADIENT)),  # through its straight-through gradient
+    "jpeg, no gradient": (lambda: JPEG((1, 8, 8), quality=50, gradient="none"), []),
 }
 
 
@@ -115,7 +116,7 @@ def test_solvers_for_lists_the_registered_solvers_that_fit_a_plugins_too(case):
 
 
 def test_the_reasons_follow_the_declarations():
-    noisy, plain, jpeg = DenseLinear(MATRIX, sigma_y=0.1), NoSVD(MATRIX), JPEG((1, 8, 8))
+    noisy, plain, jpeg = DenseLinear(MATRIX, sigma_y=0.1), NoSVD(MATRIX), JPEG((1, 8, 8), gradient="none")
     assert fits(SVDOnly(), plain) == "needs an SVD" and fits(SVDOnly, plain) == "needs an SVD"  # instance or class
     assert fits(Undeclared(), jpeg) == "needs a differentiable operator" and fits(Undeclared(), plain) is None
     assert fits(DDNM(), jpeg) == "needs a linear operator"
@@ -139,7 +140,7 @@ def test_solve_refuses_a_misfit_with_the_message_the_bench_records_the_reason_of
     assert str(builtin_err.value) == refusal("ddrm", plain, "needs an SVD") and "undeclared" in str(builtin_err.value)
 
     image_prior = diffcore.create("prior", "gaussian", mean=[0.0] * 64, shape=(1, 8, 8))
-    jpeg = JPEG((1, 8, 8), quality=50)
+    jpeg = JPEG((1, 8, 8), quality=50, gradient="none")
     y = jpeg.A(torch.zeros(1, 1, 8, 8))
     assert not_applicable("undeclared", Undeclared(), jpeg) == "needs a differentiable operator"
     with pytest.raises(
@@ -157,5 +158,6 @@ def test_solve_runs_what_fits():
     for name in ("svd-only", "undeclared"):  # both land on y (A has full row rank)
         assert torch.allclose(dense.A(solve(prior, dense, y, solver=name, steps=200)), y, atol=1e-6), name
     noisy = DenseLinear(MATRIX, sigma_y=0.1)
-    out = solve(prior, noisy, y, solver="ddnm", steps=5, generator=torch.Generator().manual_seed(0))  # taken as noiseless, as always
+    with pytest.warns(UserWarning, match="assumes noiseless y"):
+        out = solve(prior, noisy, y, solver="ddnm", steps=5, generator=torch.Generator().manual_seed(0))  # taken as noiseless
     assert out.shape == (4, 3) and torch.allclose(noisy.A(out), y, atol=1e-6)

@@ -109,7 +109,7 @@ def test_plain_ddnm_on_noisy_y_warns_and_names_ddnm_plus():
     y = torch.ones(4, 1, dtype=torch.float64)
     with pytest.warns(SolverWarning, match=r"solver 'ddnm' assumes noiseless y, but sigma_y = 0.2.*use 'ddnm\+'"):
         solve(prior, op, y, solver="ddnm", steps=5, generator=torch.Generator().manual_seed(0))
-    with pytest.warns(SolverWarning, match=r"solver 'projection' assumes noiseless y.*use 'ddnm\+' or 'ddrm' or 'dps'"):
+    with pytest.warns(SolverWarning, match=r"solver 'projection' assumes noiseless y.*use 'daps' or 'ddnm\+' or 'ddrm'"):
         solve(prior, op, y, solver="projection", steps=5, generator=torch.Generator().manual_seed(0))
     with warnings.catch_warnings():
         warnings.simplefilter("error")

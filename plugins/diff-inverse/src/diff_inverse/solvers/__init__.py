@@ -10,8 +10,10 @@ lists the registered solvers, a plugin's included, that fit an operator.
 
 from __future__ import annotations
 
+from diff_inverse.solvers.daps import DAPS
 from diff_inverse.solvers.ddnm import DDNM, DDNMPlus
 from diff_inverse.solvers.ddrm import DDRM
+from diff_inverse.solvers.diffpir import DiffPIR
 from diff_inverse.solvers.dps import DPS
 from diff_inverse.solvers.fit import Needs, fits, refusal, solvers_for
 from diff_inverse.solvers.ilvr import ILVR
@@ -31,6 +33,8 @@ SOLVERS = {
     "dps": DPS,
     "mcgdiff": MCGdiff,
     "red-diff": REDDiff,
+    "diffpir": DiffPIR,
+    "daps": DAPS,
     "projection": ScoreSDEProjection,
     "ilvr": ILVR,
     "mcg": MCG,
@@ -45,6 +49,8 @@ ALIASES = {
     "dps": (),
     "mcgdiff": ("mcg-diff",),
     "red-diff": ("reddiff",),
+    "diffpir": (),
+    "daps": (),
     "projection": ("scoresde", "repaint"),
     "ilvr": (),
     "mcg": (),
@@ -53,4 +59,4 @@ ALIASES = {
 }
 
 
-__all__ = ["DDNM", "DDNMPlus", "DDRM", "DPS", "ILVR", "Langevin", "MCG", "MCGdiff", "Needs", "PiGDM", "REDDiff", "SNIPS", "SOLVERS", "ScoreSDEProjection", "fits", "refusal", "solvers_for"]
+__all__ = ["DAPS", "DDNM", "DDNMPlus", "DDRM", "DPS", "DiffPIR", "ILVR", "Langevin", "MCG", "MCGdiff", "Needs", "PiGDM", "REDDiff", "SNIPS", "SOLVERS", "ScoreSDEProjection", "fits", "refusal", "solvers_for"]

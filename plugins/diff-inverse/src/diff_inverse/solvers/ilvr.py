@@ -6,7 +6,8 @@ sample is replaced by that of the reference diffused to the same time (Algorithm
 ``x_s <- x_s - A^+ A x_s + A^+ (alpha_s y + sigma_s A n)``,  ``n ~ N(0, I)``,
 
 since ``A^+ A (alpha_s x_ref + sigma_s n) = A^+ (alpha_s y + sigma_s A n)`` for ``y = A x_ref``.
-Conditioning stops below ``t_stop`` (the paper's conditioning range). Needs ``A`` and ``A_pinv``.
+Conditioning stops below ``t_stop`` (the paper's conditioning range). Needs ``A`` and ``A_pinv``,
+and takes y as noiseless (the reference's low frequencies are copied as they are).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class ILVR(Options):
     name = "ilvr"
     needs_svd = False
     needs_linear = True
+    noiseless_only = True  # copies y's low frequencies as they are: solve warns on noisy y
 
     @torch.no_grad()
     def __call__(self, prior, operator, y, *, steps, generator=None, start=None, t_start=None):

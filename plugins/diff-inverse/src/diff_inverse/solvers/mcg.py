@@ -8,7 +8,8 @@ then the ScoreSDE/ILVR projection onto the noised measurement (eq. 15):
 ``x_s = x_s' - A^+ A x_s' + A^+ (alpha_s y + sigma_s A n)``.
 
 The step size is normalised by the residual as in DPS (the paper's ``alpha`` with ``W = I``).
-For noisy y the authors drop the projection (``project=False``), which leaves DPS.
+For noisy y the authors drop the projection, which leaves DPS: ``project=None`` (the default)
+projects on noiseless y only; ``True`` or ``False`` forces it.
 """
 
 from __future__ import annotations
@@ -27,13 +28,14 @@ class MCG(Options):
     """MCG with gradient step ``alpha`` and optional projection."""
 
     alpha: float = option(0.5, low=0.0)
-    project: bool = True
+    project: bool | None = None  # None: on noiseless y only (the authors drop it for noisy y)
     name = "mcg"
     needs_svd = False
     needs_linear = True
 
     def __call__(self, prior, operator, y, *, steps, generator=None, start=None, t_start=None):
-        check_pair(self, prior, operator)
+        sigma_y = check_pair(self, prior, operator)
+        project = self.project if self.project is not None else sigma_y == 0
         ts, x = initial_state(prior, y, steps, generator, start, t_start)
         for i in range(len(ts) - 1):
             t, r = ts[i], ts[i + 1]
@@ -46,7 +48,7 @@ class MCG(Options):
             with torch.no_grad():
                 step = (self.alpha / sq.sqrt().clamp_min(1e-12)).reshape(-1, *([1] * (x.ndim - 1))).to(x)
                 x = ddim_step(pred.x0.detach(), pred.eps.detach(), prior.schedule, t, r, eta=1.0, generator=generator) - step * grad
-                if self.project:
+                if project:
                     a_r, s_r = coefs(prior.schedule, r, x)
                     ref = a_r * y + s_r * operator.A(noise_like(x, generator))
                     x = x - operator.A_pinv(operator.A(x)) + operator.A_pinv(ref)
