@@ -210,10 +210,11 @@ def read_video(
         return select_frames(total, fps, start=start, end=end, stride=stride, count=count)
 
     array, indices, info, used = _read(path, select, backend)
-    frames = torch.from_numpy(np.ascontiguousarray(array)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    frames = torch.from_numpy(np.ascontiguousarray(array)).permute(0, 3, 1, 2).to(torch.float32, memory_format=torch.contiguous_format)
+    frames = frames.div_(127.5).sub_(1)
     if size is not None:
         frames = resize_frames(frames, size)
-    return Video(frames.contiguous(), info.fps / stride, tuple(int(i) for i in indices), info, used)
+    return Video(frames, info.fps / stride, tuple(int(i) for i in indices), info, used)
 
 
 def probe(path, backend: str = "auto") -> VideoInfo:
