@@ -224,3 +224,127 @@ def test_device_and_dtype_options(tmp_path, monkeypatch):
     monkeypatch.setenv("DIFFCORE_DEVICE", "tpu")
     res = _solve(INPAINT, tmp_path / "env")
     assert res.exit_code == 2 and "unknown device 'tpu'" in res.output and not (tmp_path / "env").exists()
+
+
+@needs_digits
+def test_out_is_replaced_whole_and_a_foreign_folder_is_refused(inpainted, tmp_path):
+    """--out into an earlier result: the new result replaces it whole (an earlier run's files do not stay
+    beside the new ones); a folder with other files is refused with nothing written."""
+    _, runs = inpainted
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(runs["a"], out)
+    (out / "measurement_pinv.png").write_bytes(b"from an earlier cs run")
+    res = _solve([*INPAINT, "--seed", "1"], out)
+    assert res.exit_code == 0, res.output
+    assert {p.name for p in out.iterdir()} == FOUR  # the stale measurement_pinv.png is gone
+    assert (out / "restoration.png").read_bytes() == (runs["c"] / "restoration.png").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary or old folder left behind
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    res = _solve(INPAINT, tmp_path / "mine")
+    assert res.exit_code == 2 and "holds files that are not an earlier result (notes.txt)" in res.stderr
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
+
+
+@needs_digits
+def test_super_resolution_metrics_name_bicubic_and_lanczos(tmp_path):
+    res = _solve(["--prior", "zoo:digits", "--operator", "sr:factor=2", "--solver", "ddrm", "--steps", "10"], tmp_path / "sr")
+    assert res.exit_code == 0, res.output
+    metrics = json.loads((tmp_path / "sr" / "metrics.json").read_text())
+    assert set(metrics["baselines"]) == {"bicubic", "lanczos"} and metrics["pinv"] is not None
+    truth = _read_png(tmp_path / "sr" / "input.png")
+    y = images.read_image(tmp_path / "sr" / "measurement.png", (1, 8, 8))[None]
+    from diff_inverse.baselines import upsample
+
+    bicubic = upsample(y, (16, 16), "bicubic")[0]  # from the 8-bit measurement file: within rounding of the metric
+    assert abs(images.psnr(bicubic, truth) - metrics["baselines"]["bicubic"]["psnr"]) < 0.3
+    assert "bicubic PSNR" in res.output and "lanczos PSNR" in res.output
+
+
+@needs_digits
+def test_measurement_files_are_restored_as_given(tmp_path):
+    """--measurement: y from a file (an image for image-shaped y, .npy or .safetensors otherwise); no ground
+    truth, no scores; with --input it is scored. Inpainting takes its mask from --mask, and the file's values in
+    the hole do not matter."""
+    import numpy as np
+    from PIL import Image
+    from safetensors.torch import save_file
+
+    import diffcore
+    from diff_inverse import zoo
+
+    digit = zoo.digits(1)[0]
+    mask = torch.ones(16, 16)
+    mask[4:12, 4:12] = 0
+    Image.fromarray((mask * 255).to(torch.uint8).numpy()).save(tmp_path / "mask.png")
+    holed = digit.clone()
+    holed[:, 4:12, 4:12] = 1.0  # white paint in the hole: ignored
+    (tmp_path / "holed.png").write_bytes(images.png(holed))
+
+    args = ["--prior", "zoo:digits", "--operator", "inpaint", "--mask", str(tmp_path / "mask.png"), "--solver", "ddnm", "--steps", "10"]
+    res = _solve([*args, "--measurement", str(tmp_path / "holed.png")], tmp_path / "given")
+    assert res.exit_code == 0, res.output
+    assert {p.name for p in (tmp_path / "given").iterdir()} == {"restoration.png", "measurement.png", "metrics.json"}
+    metrics = json.loads((tmp_path / "given" / "metrics.json").read_text())
+    assert metrics["restoration"] is None and metrics["pinv"] is None and metrics["settings"]["measurement"].endswith("holed.png")
+    y = _read_png(tmp_path / "given" / "measurement.png")
+    assert (y[:, 4:12, 4:12].abs() <= 1 / 127.5).all()  # the hole is zeroed, as the operator measures
+    restored = _read_png(tmp_path / "given" / "restoration.png")
+    outside = mask.bool()
+    assert (restored[:, outside] - digit[:, outside]).abs().max() <= 1.5 / 127.5  # the observed pixels are kept
+    assert "no ground truth" in res.output
+
+    # the same with the ground truth: scored, and the same restoration as simulating that measurement
+    res = _solve([*args, "--measurement", str(tmp_path / "holed.png"), "--input", str(tmp_path / "given" / "measurement.png")], tmp_path / "scored")
+    assert res.exit_code == 0 and json.loads((tmp_path / "scored" / "metrics.json").read_text())["restoration"]["psnr"] > 0
+
+    # a vector measurement (compressed sensing) from .npy and from .safetensors gives the same restoration
+    op = diffcore.create("operator", "cs:ratio=0.25", x_shape=(1, 16, 16))
+    vec = op.A(digit[None])[0]
+    np.save(tmp_path / "y.npy", vec.numpy())
+    save_file({"y": vec[None].contiguous()}, str(tmp_path / "y.safetensors"))
+    cs = ["--prior", "zoo:digits", "--operator", "cs:ratio=0.25", "--solver", "ddrm", "--steps", "5"]
+    a = _solve([*cs, "--measurement", str(tmp_path / "y.npy")], tmp_path / "npy")
+    b = _solve([*cs, "--measurement", str(tmp_path / "y.safetensors")], tmp_path / "st")
+    assert a.exit_code == 0 and b.exit_code == 0, a.output + b.output
+    assert (tmp_path / "npy" / "restoration.png").read_bytes() == (tmp_path / "st" / "restoration.png").read_bytes()
+    assert {p.name for p in (tmp_path / "npy").iterdir()} == {"restoration.png", "measurement_pinv.png", "metrics.json"}
+
+    bad = [
+        (["--measurement", str(tmp_path / "y.npy"), "--operator", "sr:factor=2"], "has shape (64,); the operator's y is (1, 8, 8)"),
+        (["--measurement", str(tmp_path / "holed.png"), "--operator", "cs:ratio=0.25"], "not an image: give the measurement as .npy or .safetensors"),
+        (["--measurement", str(tmp_path / "holed.png"), "--operator", "sr:factor=2"], "is 16x16 (width x height) but the operator's y is 8x8"),
+        (["--operator", "sr:factor=2", "--mask", str(tmp_path / "mask.png")], "--mask goes with the inpainting operator"),
+        (["--operator", "inpaint:box=(1,1,2,2)", "--mask", str(tmp_path / "mask.png")], "sets box too"),
+    ]
+    for extra, says in bad:
+        res = _solve(["--prior", "zoo:digits", "--steps", "2", *extra], tmp_path / "bad")
+        assert res.exit_code == 2 and says in res.stderr and len(res.stderr.strip().splitlines()) == 1, (extra, res.stderr)
+        assert not (tmp_path / "bad").exists()
+
+
+@needs_digits
+def test_job_restores_a_folder_of_measurements(tmp_path):
+    """--job: one restoration and one record per measurement file, each seeded by its item; a rerun skips them."""
+    import diffcore
+    from diff_inverse import zoo
+
+    folder = tmp_path / "measured"
+    folder.mkdir()
+    op = diffcore.create("operator", "sr:factor=2", x_shape=(1, 16, 16))
+    for i, digit in enumerate(zoo.digits(3)):
+        (folder / f"d{i}.png").write_bytes(images.png(op.A(digit[None])[0]))
+    job = tmp_path / "job.toml"
+    job.write_text('task = "inverse solve"\nout = "restored"\n[items]\nfolder = "measured"\n[options]\nprior = "zoo:digits"\noperator = "sr:factor=2"\nsolver = "ddrm"\nsteps = 5\n')
+    res = CliRunner().invoke(cli, ["inverse", "solve", "--job", str(job)])
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "restored"
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [f"d{i}{s}" for i in range(3) for s in (".json", ".png")]
+    record = json.loads((out / "d1.json").read_text())
+    assert record["measurement"] == "d1.png" and record["settings"]["solver"] == "ddrm" and record["settings"]["steps"] == 5
+    restored = _read_png(out / "d1.png")
+    assert images.psnr(restored, zoo.digits(2)[1]) > 20
+    res = CliRunner().invoke(cli, ["run", str(job)])  # the same task through `diffcore run`, by its command path: all done already
+    assert res.exit_code == 0 and "3" in res.output, res.output

@@ -71,10 +71,14 @@ def test_digits_table_and_ddrm_beats_the_pseudo_inverse_on_sr(digits_result):
     assert ddrm.mean_psnr > sr.pinv.mean_psnr + 3.0, (ddrm.mean_psnr, sr.pinv.mean_psnr)
     assert ddrm.mean_ssim > sr.pinv.mean_ssim
     assert sr.beats("ddrm", "psnr") is True
+    # super-resolution is also compared with bicubic and Lanczos upsampling of y; inpainting has the pseudo-inverse only
+    assert set(sr.baselines) == {"pinv", "bicubic", "lanczos"} and set(r.rows[1].baselines) == {"pinv"}
+    best = max(b.mean_psnr for b in sr.baselines.values())
+    assert sr.best_baseline("psnr")[1] == best and sr.beats("ddrm", "psnr") == (round(ddrm.mean_psnr, 2) > round(best, 2))
 
     text = bench.markdown(r)
     assert text.startswith("## zoo:digits\n")
-    assert "| operator | sigma_y | pseudo-inverse | ddrm | dps |" in text
+    assert "| operator | sigma_y | pseudo-inverse | bicubic | Lanczos | ddrm | dps |" in text
     assert "(`sr-x2`) | 0.05 |" in text and "(`inpaint-box`) | 0.05 |" in text
     assert "**Summary:** in 4 (operator, solver) pairs" in text
     for key, solver in r.losses("psnr"):  # every loss is marked in the table and listed under it
@@ -127,6 +131,7 @@ def test_untrained_zoo_prior_by_name_with_tiny_weights(tiny):
     assert r.key == "zoo:patches" and r.shape == (3, 32, 32) and "astronaut" in r.test_set
     assert r.prior == "zoo:patches:path=DIR"  # no local folder in the published page
     assert isinstance(r.rows[0].cells["ddrm"], bench.Scores) and r.rows[0].cells["projection"] == "assumes noiseless y"
+    assert r.rows[0].beats("projection", "psnr") is None  # not run: not compared
     assert r.rows[1].row.spec == "colorize"
     text = bench.markdown(r)
     assert str(tiny["rgb32"]) not in text and "projection (assumes noiseless y): `sr-x4`, `colorize`" in text
@@ -140,10 +145,40 @@ def test_phantoms_ct_skips_what_does_not_fit(tiny):
     r = bench.run(spec, operators=["ct-30", "ct-30-noiseless"], solvers=["ddrm", "pigdm"], steps=2, n=2)
     noisy, clean = r.rows
     assert noisy.cells["ddrm"] == clean.cells["ddrm"] == "needs an SVD"
-    assert isinstance(noisy.cells["pigdm"], str) and "SVD" in noisy.cells["pigdm"]  # pigdm refuses noisy y without an SVD
+    # pigdm refuses noisy y without an SVD inside its solve: that is a failure, a loss, not a "not run"
+    assert noisy.cells["pigdm"].startswith(bench.FAILED) and "SVD" in noisy.cells["pigdm"] and noisy.beats("pigdm", "psnr") is False
+    assert r.compared() == 2 and ("ct-30", "pigdm") in r.losses("psnr")
     assert isinstance(clean.cells["pigdm"], bench.Scores) and clean.pinv is not None
     text = bench.markdown(r)
     assert "### PSNR (dB) on Shepp-Logan alone" in text
+    assert "Failed: pigdm on `ct-30`: solver 'pigdm' with noisy y needs an operator with an SVD" in text and "failed ↓" in text
+    assert "1 of the pairs failed (counted as losses)" in text
+
+
+def test_a_failure_or_a_non_finite_output_is_a_loss(monkeypatch, tiny):
+    """An error raised during a solve and a non-finite output both count as losses in "beats the baseline in N of
+    M": M keeps them, N does not. (The old bench recorded a failure as "not run" and scored NaNs as zeros.)"""
+    import sys
+
+    solve_module = sys.modules["diff_inverse.solve"]  # the module (the package exports its function under the same name)
+    real = solve_module.solve
+
+    def flaky(prior, operator, y, *, solver, **kw):
+        if solver.name == "ddnm+":
+            raise bench.DiffcoreError("the solver gave up")
+        x = real(prior, operator, y, solver=solver, **kw)
+        return x * float("nan") if solver.name == "red-diff" else x
+
+    monkeypatch.setattr(solve_module, "solve", flaky)
+    spec = f"diffusers:path={str(tiny['rgb8'])!r}"
+    x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    r = bench.run(spec, images=x, operators=["denoise"], solvers=["ddrm", "ddnm+", "red-diff"], steps=2)
+    row = r.rows[0]
+    assert row.cells["ddnm+"] == bench.FAILED + "the solver gave up" and row.beats("ddnm+", "psnr") is False
+    assert not row.cells["red-diff"].finite and row.beats("red-diff", "psnr") is False and row.beats("red-diff", "ssim") is False
+    assert r.compared() == 3 and {s for _, s in r.losses("psnr")} >= {"ddnm+", "red-diff"}
+    text = bench.markdown(r)
+    assert "non-finite output" in text and "Failed: ddnm+ on `denoise`: the solver gave up" in text
 
 
 def test_any_image_prior_with_given_images(tiny):

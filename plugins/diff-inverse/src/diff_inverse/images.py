@@ -25,12 +25,13 @@ from diffcore.errors import DiffcoreError
 DATA_RANGE = 2.0  # images live in [-1, 1]
 
 
-def read_image(path, shape: tuple[int, int, int], *, resize: bool = False) -> torch.Tensor:
+def read_image(path, shape: tuple[int, int, int], *, resize: bool = False, measurement: bool = False) -> torch.Tensor:
     """The image file ``path`` as a float32 ``(C, H, W)`` tensor in [-1, 1] of the given ``shape``.
 
     Grayscale and colour files are converted to ``C`` channels (1: luminance, 3: RGB; alpha is
     dropped). A file of another size is an error naming the expected size, unless ``resize``
-    (bicubic, antialiased when shrinking).
+    (bicubic, antialiased when shrinking). ``measurement``: the file is a measurement y, whose size
+    is the operator's (never resized).
     """
     c, h, w = shape
     if c not in (1, 3):
@@ -48,6 +49,8 @@ def read_image(path, shape: tuple[int, int, int], *, resize: bool = False) -> to
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
         raise DiffcoreError(f"cannot read image {str(path)!r}: {reason}") from exc
     if converted.size != (w, h):
+        if measurement:
+            raise DiffcoreError(f"measurement {str(path)!r} is {converted.width}x{converted.height} (width x height) but the operator's y is {w}x{h}")
         if not resize:
             raise DiffcoreError(
                 f"image {str(path)!r} is {converted.width}x{converted.height} (width x height) but the prior takes {w}x{h}; "

@@ -25,15 +25,15 @@ def psnr(x: torch.Tensor, ref: torch.Tensor) -> float:
 
 def _digits_grid(tour):
     import diffcore
-    from diff_inverse import solve
-    from diff_zoo.data import digits
-    from diffcore import Cond
-    from diffcore.priors import Conditioned
+    from diff_inverse import solve, zoo
+    from diffcore.priors import unconditional
 
-    prior = diffcore.create("prior", "zoo:digits")
-    prior = Conditioned(prior, Cond(labels=torch.tensor([prior.null_label])))
+    if not zoo.available():
+        tour.text(f"The zoo:digits part needs diff-zoo ({zoo.EXTRA}); it is skipped here.")
+        return
+    prior = unconditional(diffcore.create("prior", "zoo:digits"))
     n = 4 if tour.quick else 8
-    x = digits().test.images(torch.arange(n) * 7)  # held-out test digits
+    x = zoo.digits(n, every=7)  # held-out test digits
     steps = 10 if tour.quick else 25
     rows, panels = [], []
     for label, (spec, sigma_y) in OPERATORS.items():
@@ -79,7 +79,7 @@ def _gmm_cell(tour):
     from diff_inverse.bench import gmm
 
     problems = 2 if tour.quick else 4
-    dists, secs = gmm.run_cell(8, 2, 20, problems=problems, samples=500, solvers=("ddrm", "dps", "mcgdiff", "pigdm", "ddnm"))
+    dists, secs = gmm.run_cell(8, 2, 20, problems=problems, samples=500, solvers=("ddrm", "dps", "mcgdiff", "pigdm", "daps"))
     fig = tour.new_figure(figsize=(6.5, 3.2))
     ax = fig.subplots()
     names = list(dists)

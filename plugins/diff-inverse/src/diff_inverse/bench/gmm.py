@@ -12,6 +12,10 @@ Setup, as the authors' script does it (see docs/inverse-gmm.md):
 - metric: sliced Wasserstein (100 directions) against exact posterior samples; "floor" between two
   exact sample sets, "prior" from prior samples.
 
+``settings`` chooses the solvers' options: ``authors`` (default) takes the authors' settings where
+they have one and ours fitted to this mixture otherwise (:func:`solver_options`); ``defaults`` runs
+every solver with its defaults, as a user calls ``diff_inverse.solve``.
+
 ``weights`` chooses how the mixture weights are drawn: ``problem`` (default) draws new weights
 for every problem, so a cell averages over weight draws too; ``block`` is what the authors'
 script does: one weight vector per (d_x, steps) block, shared by the problems of its cells, and
@@ -32,7 +36,8 @@ from diffcore.metrics import sliced_wasserstein
 from diffcore.priors import GaussianMixturePrior
 from diffcore.schedules import DiscreteSchedule
 
-DEFAULT_SOLVERS = ("mcgdiff", "ddrm", "dps", "ddnm+", "pigdm", "red-diff")
+DEFAULT_SOLVERS = ("mcgdiff", "ddrm", "dps", "ddnm+", "pigdm", "red-diff", "diffpir", "daps")
+SETTINGS = ("authors", "defaults")
 
 
 @dataclass(frozen=True, eq=False)
@@ -92,13 +97,26 @@ def solver_options(name: str, steps: int, samples: int) -> dict:
     if name == "red-diff":  # Adam's steps are in data units: this mixture spans +-16, not [-1, 1]; the paper's
         # whole walk at a constant rate: A^+ y from 1 to 4 of 8 to 800 coordinates is far from every mode
         return {"lr": 2.0, "t_max": 1.0, "decay": "none"}
+    return {}  # diffpir (its data step is scale-free), pigdm and daps (:func:`mixture_options`)
+
+
+def mixture_variance(prior: GaussianMixturePrior) -> float:
+    """The mixture's variance per coordinate (mean over coordinates): its spread, for the solvers that assume a data variance."""
+    return float(prior.covariances().diagonal(dim1=1, dim2=2).mean() + prior.means.var(0).mean())
+
+
+def mixture_options(name: str, prior: GaussianMixturePrior, steps: int) -> dict:
+    """The options of ``name`` that depend on the problem's mixture (ΠGDM, DAPS), else {}."""
+    if name == "pigdm":
+        return pigdm_options(prior, steps)
+    if name == "daps":  # r_t^2 with the mixture's variance instead of 1
+        return {"data_var": mixture_variance(prior)}
     return {}
 
 
 def pigdm_options(prior: GaussianMixturePrior, steps: int) -> dict:
     """ΠGDM here: the prior's per-coordinate variance in r_t^2 and the paper's unbounded move (an exact denoiser), on the grid as given."""
-    data_var = float(prior.covariances().diagonal(dim1=1, dim2=2).mean() + prior.means.var(0).mean())
-    return {"eta": authors_eta(steps), "data_var": data_var, "bound": False, "bound_snr": 0.0, "snap": False}
+    return {"eta": authors_eta(steps), "data_var": mixture_variance(prior), "bound": False, "bound_snr": 0.0, "snap": False}
 
 
 @dataclass
@@ -138,18 +156,37 @@ def make_problem(d_x: int, d_y: int, generator: torch.Generator, prior: Gaussian
     return Problem(prior, matrix, sigma_y, y, prior.posterior(matrix, y[0], sigma_y))
 
 
-def run_cell(d_x: int, d_y: int, steps: int, *, problems: int, samples: int, solvers=DEFAULT_SOLVERS, seed: int = 0, n_dirs: int = 100, dtype=torch.float64, weights: str = "problem"):
+def run_cell(
+    d_x: int,
+    d_y: int,
+    steps: int,
+    *,
+    problems: int,
+    samples: int,
+    solvers=DEFAULT_SOLVERS,
+    seed: int = 0,
+    n_dirs: int = 100,
+    dtype=torch.float64,
+    weights: str = "problem",
+    settings: str = "authors",
+    ess: dict | None = None,
+):
     """SW distances per solver (and ``prior``, ``floor``) over ``problems`` random problems, and seconds per call.
 
     ``weights="problem"``: every problem draws its mixture, and the problems do not depend on
     ``steps``; ``"block"``: the problems share the mixture of the (d_x, steps) block and differ
-    between step counts (the authors' protocol).
+    between step counts (the authors' protocol). ``settings``: see the module docstring. A dict
+    ``ess`` receives, under ``"mcgdiff"``, the smallest effective sample size of each problem's
+    filters as a fraction of the particles (:class:`~diff_inverse.solvers.mcgdiff.SMCResult`).
     """
     from diff_inverse import solve
     from diff_inverse.operators import DenseLinear
+    from diff_inverse.solvers import MCGdiff
 
     if weights not in WEIGHTS:
         raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
+    if settings not in SETTINGS:
+        raise ValueError(f"settings must be one of {', '.join(SETTINGS)}, got {settings!r}")
     shared = mixture(d_x, block_generator(d_x, steps, seed)) if weights == "block" else None
     dist = {name: [] for name in (*solvers, "prior", "floor")}
     secs = {name: [] for name in solvers}
@@ -168,10 +205,14 @@ def run_cell(d_x: int, d_y: int, steps: int, *, problems: int, samples: int, sol
         y = prob.y.to(dtype).expand(samples, -1).contiguous()
         for name in solvers:
             t0 = time.perf_counter()
-            options = solver_options(name, steps, samples)
-            if name == "pigdm":
-                options = pigdm_options(prob.prior, steps)
-            x = solve(prob.prior, op, y, solver=name, steps=steps, generator=g, **options)
+            options = {} if settings == "defaults" else {**solver_options(name, steps, samples), **mixture_options(name, prob.prior, steps)}
+            if name == "mcgdiff":
+                result = MCGdiff(**options).run(prob.prior, op, y, steps=steps, generator=g)
+                x = result.x
+                if ess is not None:
+                    ess.setdefault("mcgdiff", []).append(result.min_ess_fraction)
+            else:
+                x = solve(prob.prior, op, y, solver=name, steps=steps, generator=g, **options)
             secs[name].append(time.perf_counter() - t0)
             dist[name].append(sw(x) if bool(torch.isfinite(x).all()) else math.nan)
     return dist, secs
@@ -187,13 +228,17 @@ def summary(values) -> tuple[float, float, float, int]:
     return float(ok.mean()), half, float(ok.median()), len(v) - len(ok)
 
 
-def run(dxs, dys, steps_list, *, problems: int, samples: int, solvers=DEFAULT_SOLVERS, seed: int = 0, weights: str = "problem", progress=None):
+def run(
+    dxs, dys, steps_list, *, problems: int, samples: int, solvers=DEFAULT_SOLVERS, seed: int = 0, weights: str = "problem", settings: str = "authors", progress=None
+):
     """Every cell; returns ``{(d_x, d_y, steps): (dist, secs)}``."""
     results = {}
     for d_x in dxs:
         for d_y in dys:
             for steps in steps_list:
-                results[(d_x, d_y, steps)] = run_cell(d_x, d_y, steps, problems=problems, samples=samples, solvers=solvers, seed=seed, weights=weights)
+                results[(d_x, d_y, steps)] = run_cell(
+                    d_x, d_y, steps, problems=problems, samples=samples, solvers=solvers, seed=seed, weights=weights, settings=settings
+                )
                 if progress is not None:
                     progress(d_x, d_y, steps)
     return results
@@ -205,7 +250,7 @@ def _fmt(values) -> str:
     return text + (f" [{bad} non-finite]" if bad else "")
 
 
-def markdown(results, solvers, *, problems: int, samples: int, weights: str = "problem") -> str:
+def markdown(results, solvers, *, problems: int, samples: int, weights: str = "problem", settings: str = "authors") -> str:
     """The results as markdown tables: SW mean ± 1.96 std/sqrt(n) (median), and seconds per 1000 samples.
 
     With ``weights="block"`` the problems differ between step counts, so the prior and floor
@@ -216,8 +261,10 @@ def markdown(results, solvers, *, problems: int, samples: int, weights: str = "p
     refs = [(r, n) for r in ("prior", "floor") for n in steps_list] if weights == "block" else [("prior", steps_list[0]), ("floor", steps_list[0])]
     head = ["d_x", "d_y"] + [f"{s} {n}" for s in solvers for n in steps_list] + [f"{r} {n}" if weights == "block" else r for r, n in refs]
     protocol = " (weights shared per (d_x, steps) block, as the authors' script)" if weights == "block" else ""
+    how = "every solver at its defaults" if settings == "defaults" else "the authors' settings where they have one"
     lines = [
-        f"Sliced Wasserstein to {samples} exact posterior samples, {problems} problems per cell{protocol}: mean ± 1.96 std/sqrt(n) (median). Lower is better.",
+        f"Sliced Wasserstein to {samples} exact posterior samples, {problems} problems per cell{protocol}, {how}: "
+        "mean ± 1.96 std/sqrt(n) (median). Lower is better.",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
