@@ -8,7 +8,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from diff_safety.audit import audit
+from diff_safety.auditing import audit
 from diff_safety.data import ImageData, save_images
 from diff_safety.extraction import Criterion
 from diff_safety.report import write_report

@@ -31,7 +31,8 @@ _EXPORTS = {
     "membership_inference": "diff_safety.membership",
     "roc_auc": "diff_safety.membership",
     "load_images": "diff_safety.data",
-    "audit": "diff_safety.audit",
+    "audit": "diff_safety.auditing",
+    "AuditResult": "diff_safety.auditing",
     "erase": "diff_safety.erasure",
 }
 

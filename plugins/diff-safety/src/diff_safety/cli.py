@@ -147,7 +147,7 @@ def audit_command(
     [options] are prior, n (per item), steps, sampler, labels, prompts, unconditional, guidance,
     device, dtype); audit its output folder afterwards with --generations.
     """
-    from diff_safety.audit import FORMAT, audit
+    from diff_safety.auditing import FORMAT, audit
     from diff_safety.data import load_images
     from diff_safety.extraction import Criterion
     from diff_safety.report import write_report

@@ -50,7 +50,7 @@ def _table(rows: list[dict]) -> str:
 
 
 def write_report(result, folder) -> Path:
-    """Write the report of ``result`` (an :class:`~diff_safety.audit.AuditResult`) into ``folder``; returns ``index.html``."""
+    """Write the report of ``result`` (an :class:`~diff_safety.auditing.AuditResult`) into ``folder``; returns ``index.html``."""
     folder = Path(folder)
     (folder / "pairs").mkdir(parents=True, exist_ok=True)
     data = result.as_dict()
