@@ -105,7 +105,8 @@ class CollagePrior(PriorWrapper):
 
     def _separator_conds(self) -> list:
         """A separator shared by windows with one condition takes it; one between windows with
-        different conditions takes the window prior's unconditional model (``null_cond``)."""
+        different conditions takes the window prior's unconditional model (``null_cond``; the
+        empty prompt where the windows' prompts are strings, so the batch stays one kind)."""
         out = []
         for s in self.layout.separators:
             first = self.conds[s.windows[0]]
@@ -115,6 +116,8 @@ class CollagePrior(PriorWrapper):
                 raise DiffcoreError(
                     f"windows {s.windows} overlap with different conditions and the window prior has no unconditional model for the overlap"
                 )
+            elif isinstance(first.text, str) and first.given() == frozenset({"text"}):
+                out.append(Cond(text=""))
             else:
                 out.append(self.prior.null_cond)
         return out
