@@ -5,7 +5,7 @@ super-resolution of held-out clips, each by replacement and by reconstruction gu
 weights, with the video prior and with its image-only baseline, plus each task's trivial estimate;
 PSNR of the made frames and the digit classifier's agreement.
 
-    python tools/bench/video_conditional.py --clips 16 --steps 25 --json out.json
+    python tools/bench/video_conditional.py --clips 8 --steps 20 --json out.json
 
 Prints a markdown table (and writes the rows as JSON with ``--json``).
 """
@@ -19,10 +19,11 @@ import sys
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clips", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--clips", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--weights", default="1,2,5", help="reconstruction guidance weights, comma-separated")
+    parser.add_argument("--weights", default="2,5", help="reconstruction guidance weights with the video prior, comma-separated")
+    parser.add_argument("--image-weights", default="5", help="the same with the image-only prior")
     parser.add_argument("--tasks", default="interpolation,extension,super-resolution")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()

@@ -60,7 +60,9 @@ def test_benchmark_rows(clips):
     classifier = DigitClassifier.fit(digits().train)
     image = diffcore.create("prior", "gaussian", mean=[-0.8] * 1024, shape=(1, 32, 32))
     prior = PerFrame(image, 8)
-    rows = measure(prior, prior, clips.videos()[:2], clips.labels[:2], lambda v: classify(classifier, v), steps=2, weights=(2.0,))
+    rows = measure(
+        prior, prior, clips.videos()[:2], clips.labels[:2], lambda v: classify(classifier, v), steps=2, weights=(2.0,), image_weights=(2.0,)
+    )
     assert [(r["task"], r["method"], r["prior"]) for r in rows][:5] == [
         ("interpolation", "trivial estimate", "-"),
         ("interpolation", "replacement", "video"),
