@@ -76,6 +76,15 @@ def test_image_prior_is_the_frames_alone(image):
     assert alone.network is prior.network and alone.sample_shape == (1, 8, 8)
 
 
+def test_channels_last_layout_gives_the_same_values(image):
+    plain = _perturbed(_video(image))
+    fast = SpaceTimePrior(plain.network, image.scheduler_config, num_frames=4, channels_last=True)  # converts the shared 2-D convolutions
+    x = torch.randn(2, 4, 1, 8, 8, generator=torch.Generator().manual_seed(8))
+    assert torch.allclose(fast.predict(x, 0.3).eps, plain.predict(x, 0.3).eps, atol=1e-5)
+    alone = image_prior(fast)
+    assert alone.channels_last and torch.allclose(alone.predict(x[:, 0], 0.3).eps, image.predict(x[:, 0], 0.3).eps, atol=1e-5)
+
+
 def test_per_frame_wrapper(image):
     video = PerFrame(image, 3)
     assert video.sample_shape == (3, 1, 8, 8) and video.image_shape == (3, 1, 8, 8) and video.latent is None

@@ -103,10 +103,11 @@ def image_prior(prior: SpaceTimePrior) -> DiffusersUNetPrior:
         prior.network,
         prior.scheduler_config,
         clip_x0=None if prior.threshold_x0 else prior.clip_x0,
-        channels_last=prior.channels_last,
         null_label=prior.null_label,
         class_names=prior.class_names,
     )
+    # the shared network's 2-D convolutions are already in the prior's layout (its 3-D ones cannot be)
+    image.channels_last = prior.channels_last
     image.owned = prior.owned
     image.name = f"{prior.name} (frames alone)"
     return image

@@ -36,7 +36,7 @@ def section(tour) -> None:
     from diffcore.priors import Conditioned
     from diffcore.samplers import sample
 
-    steps = 10 if tour.quick else 25
+    steps = 8 if tour.quick else 20
     prior = load(frames=8)
     labels = torch.arange(4)
     videos = sample(prior, 4, steps=steps, generator=tour.generator(0), cond=Cond(labels=labels)).clamp(-1, 1)
