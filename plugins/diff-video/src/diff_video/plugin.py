@@ -22,33 +22,11 @@ def per_frame(base, frames=8, device=None, dtype=None):
 
 def inflated(base, frames=8, seed=0, convolution=True, attention=True, kernel=3, head_dim=32, max_frames=64, device=None, dtype=None):
     """A diffusers image-UNet prior inflated to space-time (zero-initialised temporal layers: the image model per frame until trained)"""
-    import torch
-
-    from diff_video.inflate import inflate
-    from diff_video.prior import SpaceTimePrior
-    from diffcore.adapters.diffusers_prior import DiffusersUNetPrior
+    from diff_video.prior import inflated_prior
     from diffcore.devices import build_prior
-    from diffcore.errors import DiffcoreError
 
-    image = build_prior(base, device=device, dtype=dtype)
-    if not isinstance(image, DiffusersUNetPrior) or getattr(image, "latent", None) is not None:
-        raise DiffcoreError(
-            f"inflated needs a pixel diffusers UNet prior as base (zoo:digits, diffusers:path=...), got {type(image).__name__}"
-        )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
-        network = inflate(
-            image.network, convolution=convolution, attention=attention, kernel=kernel, head_dim=head_dim, max_frames=max_frames
-        )
-    prior = SpaceTimePrior(
-        network,
-        image.scheduler_config,
-        num_frames=frames,
-        clip_x0=None if image.threshold_x0 else image.clip_x0,
-        null_label=image.null_label,
-        class_names=image.class_names,
-        owned=True,
-    )
+    settings = dict(convolution=convolution, attention=attention, kernel=kernel, head_dim=head_dim, max_frames=max_frames)
+    prior = inflated_prior(build_prior(base, device=device, dtype=dtype), frames=frames, seed=seed, **settings)
     prior.name = f"inflated:{base}"
     return prior
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from diff_video.inflate import is_inflated, video_forward
+from diff_video.inflate import inflate, is_inflated, video_forward
 from diffcore.adapters.diffusers_prior import DiffusersUNetPrior, _first
 from diffcore.adapters.video import VideoPriorMixin
 from diffcore.errors import DiffcoreError
@@ -113,4 +113,23 @@ def image_prior(prior: SpaceTimePrior) -> DiffusersUNetPrior:
     return image
 
 
-__all__ = ["SpaceTimePrior", "image_prior"]
+def inflated_prior(image, *, frames: int = 8, seed: int = 0, **settings) -> SpaceTimePrior:
+    """The video prior of the pixel diffusers UNet prior ``image`` inflated (:func:`diff_video.inflate.inflate` with
+    ``settings``; temporal layers initialised under ``seed``): at the start, ``image`` on every frame."""
+    if not isinstance(image, DiffusersUNetPrior) or image.latent is not None:
+        raise DiffcoreError(f"inflating needs a pixel diffusers UNet prior (zoo:digits, diffusers:path=...), got {type(image).__name__}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        network = inflate(image.network, **settings)
+    return SpaceTimePrior(
+        network,
+        image.scheduler_config,
+        num_frames=frames,
+        clip_x0=None if image.threshold_x0 else image.clip_x0,
+        null_label=image.null_label,
+        class_names=image.class_names,
+        owned=True,
+    )
+
+
+__all__ = ["SpaceTimePrior", "image_prior", "inflated_prior"]
