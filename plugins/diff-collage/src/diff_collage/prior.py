@@ -23,6 +23,7 @@ from diff_collage.conds import same_cond, slice_cond, stack_conds
 from diff_collage.graphs import Graph
 from diff_collage.layout import Layout
 from diff_collage.separators import STRATEGIES, SeparatorPredictor
+from diffcore.conversions import eps_to_x0
 from diffcore.errors import DiffcoreError, ShapeError
 from diffcore.priors import PriorWrapper
 from diffcore.protocols import Cond, Prediction, check_cond
@@ -171,8 +172,6 @@ class CollagePrior(PriorWrapper):
             seps = self.separators(self._run, flat, t, sep_conds, x0_w, alpha)
             x0, eps = diffcollage.combine(lay, x0_w, eps_w, seps)
             if self.consistent:  # the pair stays consistent: x0 from the combined eps
-                from diffcore.conversions import eps_to_x0
-
                 x0 = eps_to_x0(flat, eps, alpha, sigma)
         return Prediction(x0=x0.reshape(x_t.shape), eps=eps.reshape(x_t.shape))
 
