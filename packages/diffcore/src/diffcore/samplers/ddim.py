@@ -13,18 +13,21 @@ import torch
 from diffcore.samplers._common import coefs, noise_like
 
 
-def ddim_step(x0, eps, schedule, t, s, *, eta: float = 0.0, generator=None):
+def ddim_step(x0, eps, schedule, t, s, *, eta: float = 0.0, generator=None, noise=None):
     """One DDIM step from time t to s < t, given the prediction ``(x0, eps)`` at t (eq. 12).
 
     The step of :func:`ddim`, for algorithms that change ``x0`` or ``eps`` before stepping
-    (posterior solvers): noise is drawn from ``generator`` whenever ``eta > 0``, as in the sampler.
+    (posterior solvers): noise is drawn from ``generator`` whenever ``eta > 0``, as in the sampler,
+    unless ``noise`` (standard normal, shaped like ``x0``) is given, for an algorithm that uses the
+    same draw elsewhere too.
     """
     a_t, s_t = coefs(schedule, t, x0)
     a_s, s_s = coefs(schedule, s, x0)
     if eta > 0:
         var = (s_t**2 - (a_t / a_s) ** 2 * s_s**2) * s_s**2 / s_t**2
         c = eta * torch.sqrt(var.clamp_min(0))
-        return a_s * x0 + torch.sqrt((s_s**2 - c**2).clamp_min(0)) * eps + c * noise_like(x0, generator)
+        z = noise_like(x0, generator) if noise is None else noise
+        return a_s * x0 + torch.sqrt((s_s**2 - c**2).clamp_min(0)) * eps + c * z
     return a_s * x0 + s_s * eps
 
 
