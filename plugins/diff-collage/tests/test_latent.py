@@ -59,3 +59,17 @@ def test_a_latent_collage_from_a_spec(sd_folder):
     assert prior.sample_shape == (4, 8, 12) and [c.text for c in prior.conds] == ["a chair", "a chair", "a sky"]
     x = diffcore.sample(prior, 1, steps=2, generator=torch.Generator().manual_seed(0))
     assert x.shape == (1, 3, 16, 24)
+
+
+def test_a_guided_prior_takes_a_prompt_embedding_per_window(sd_folder):
+    from diffcore.adapters.stable_diffusion import load_stable_diffusion
+    from diffcore.errors import DiffcoreError
+
+    guided = load_stable_diffusion(sd_folder, prompt="a chair", guidance_scale=3.0)
+    chain = graphs.chain(2, 8, 4)
+    with pytest.raises(DiffcoreError, match="each window's prompt must be one too"):
+        collage(guided, chain, conds=[diffcore.Cond(text="a red chair"), diffcore.Cond(text="a sky")])
+    sd = guided.prior
+    prior = collage(guided, chain, conds=[diffcore.Cond(text=sd.encode_text("a red chair")), diffcore.Cond(text=sd.encode_text("a sky"))])
+    x = diffcore.sample(prior, 1, steps=2, generator=torch.Generator().manual_seed(0))
+    assert x.shape == (1, 3, 16, 24) and bool(torch.isfinite(x).all())

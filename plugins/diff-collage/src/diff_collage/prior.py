@@ -25,7 +25,7 @@ from diff_collage.layout import Layout
 from diff_collage.separators import STRATEGIES, SeparatorPredictor
 from diffcore.conversions import eps_to_x0
 from diffcore.errors import DiffcoreError, ShapeError
-from diffcore.priors import PriorWrapper
+from diffcore.priors import Guided, PriorWrapper
 from diffcore.protocols import Cond, Prediction, check_cond
 
 METHODS = ("diffcollage", "multidiffusion", "mixture")
@@ -102,6 +102,12 @@ class CollagePrior(PriorWrapper):
             if not isinstance(c, Cond):
                 raise DiffcoreError(f"each window's condition must be a diffcore.Cond, got {type(c).__name__}")
             check_cond(type(self.prior).__name__, self.prior.accepts, c)
+        guided_by_embedding = isinstance(self.prior, Guided) and isinstance(self.prior.uncond.text, torch.Tensor)
+        if guided_by_embedding and any(isinstance(c.text, (str, list, tuple)) for c in conds):
+            raise DiffcoreError(
+                "a guided prior's negative prompt is an embedding, so each window's prompt must be one too: "
+                "Cond(text=sd.encode_text('...')) with sd the unguided prior (or use the unguided prior with prompts)"
+            )
         return conds
 
     def _separator_conds(self) -> list:
