@@ -248,7 +248,7 @@ def audit(
         )
         timing["membership_s"] = round(time.perf_counter() - start, 2)
     settings = {
-        "prior": prior_spec,
+        "prior": prior_spec or (None if prior is None else getattr(prior, "name", None) or type(prior).__name__),
         "data": train.source,
         "held_out": None if held_out is None else held_out.source,
         "n": len(keys),
