@@ -91,7 +91,7 @@ class NeighbourIndex:
         data = torch.as_tensor(data)
         if data.ndim < 2 or data.shape[0] < 1:
             raise ShapeError(f"the training set has shape {tuple(data.shape)}; expected (N, ...) with N >= 1")
-        if not torch.isfinite(data.float()).all():
+        if any(not torch.isfinite(part).all() for part in data.split(65536)):  # in blocks: no copy of a large set
             raise DiffcoreError("the training set holds non-finite values")
         self.metric, self.size, self.item_shape = metric, int(data.shape[0]), tuple(data.shape[1:])
         self.quantile = check_quantile(quantile)
