@@ -55,7 +55,8 @@ class Cond:
     - ``text``: text embeddings (N, L, D), or a string / list of strings for priors that carry
       their own text encoder;
     - ``labels``: class indices (N,) as int64;
-    - ``camera``: camera poses (N, 4, 4) or whatever the prior documents;
+    - ``camera``: camera-to-world matrices (N, 3, 4) or (N, 4, 4) in the :class:`Camera` convention,
+      or whatever the prior documents;
     - ``image``: reference images (N, C, H, W) in [-1, 1].
     """
 
@@ -259,19 +260,159 @@ class Solver(Protocol):
     def __call__(self, prior: Prior, operator: Operator, y: torch.Tensor, *, steps: int, generator=None, **options) -> torch.Tensor: ...
 
 
+@dataclass(frozen=True, eq=False)
+class Camera:
+    """Pinhole cameras in the project's convention, nerfstudio's (see docs/architecture.md, Cameras).
+
+    - ``camera_to_worlds``: (N, 3, 4) rotation and position, mapping camera coordinates to world
+      coordinates; camera axes are OpenGL's: x right, y up, the camera looks along -z;
+    - ``fx``, ``fy``, ``cx``, ``cy``: (N, 1) focal lengths and principal point in pixels; the ray of
+      pixel (row v, column u) leaves through the pixel's centre, camera direction
+      ``((u + 0.5 - cx) / fx, -(v + 0.5 - cy) / fy, -1)``;
+    - ``width``, ``height``: the image size in pixels, shared by the batch.
+
+    The attribute names are nerfstudio's ``Cameras``'; the world is z-up around the origin, where
+    nerfstudio's random cameras look.
+    """
+
+    camera_to_worlds: torch.Tensor
+    fx: torch.Tensor
+    fy: torch.Tensor
+    cx: torch.Tensor
+    cy: torch.Tensor
+    width: int
+    height: int
+
+    def __post_init__(self):
+        c2w = self.camera_to_worlds
+        if not isinstance(c2w, torch.Tensor) or c2w.ndim != 3 or tuple(c2w.shape[1:]) not in ((3, 4), (4, 4)):
+            raise DiffcoreError(f"camera_to_worlds must be an (N, 3, 4) tensor, got {tuple(getattr(c2w, 'shape', ()))}")
+        n = c2w.shape[0]
+        object.__setattr__(self, "camera_to_worlds", c2w[:, :3, :4])
+        for name in ("fx", "fy", "cx", "cy"):
+            value = torch.as_tensor(getattr(self, name), dtype=c2w.dtype, device=c2w.device).reshape(-1, 1)
+            if value.shape[0] not in (1, n):
+                raise DiffcoreError(f"camera {name} has {value.shape[0]} values; expected 1 or {n}")
+            object.__setattr__(self, name, value.expand(n, 1))
+        if int(self.width) < 1 or int(self.height) < 1:
+            raise DiffcoreError(f"camera image size must be positive, got {self.width} x {self.height}")
+        object.__setattr__(self, "width", int(self.width))
+        object.__setattr__(self, "height", int(self.height))
+
+    def __len__(self) -> int:
+        return self.camera_to_worlds.shape[0]
+
+
+@dataclass(frozen=True, eq=False)
+class Rendering:
+    """What a representation renders from N cameras: ``rgb`` (N, C, H, W) in [-1, 1], and where it has
+    them ``depth`` (N, 1, H, W: distance along the unit ray), ``accumulation`` (N, 1, H, W: opacity
+    in [0, 1]) and ``normals`` (N, 3, H, W: the weighted sum of unit world-space normals along each
+    ray, of length at most the accumulation)."""
+
+    rgb: torch.Tensor
+    depth: torch.Tensor | None = None
+    accumulation: torch.Tensor | None = None
+    normals: torch.Tensor | None = None
+
+
 @runtime_checkable
 class Representation(Protocol):
-    """Content with parameters that renders differentiably: ``render(camera) -> image``."""
+    """Content with parameters that renders differentiably.
+
+    - ``render(camera) -> torch.Tensor``: the images (N, C, H, W) in [-1, 1] that ``camera`` (a
+      :class:`Camera`) sees, differentiable in the parameters; a 2-D representation may ignore
+      the camera beyond its batch size;
+    - ``parameters()``: the tensors an optimiser trains.
+
+    A 3-D representation also satisfies :class:`Representation3D`.
+    """
 
     def render(self, camera: Any) -> torch.Tensor: ...
     def parameters(self): ...
 
 
 @runtime_checkable
+class Representation3D(Representation, Protocol):
+    """A representation in 3-D space (a radiance field, a grid, Gaussians): what rendering and export use.
+
+    - ``render_outputs(camera) -> Rendering``: rgb plus depth, accumulation and normals where it
+      has them (``render`` is its ``rgb``);
+    - ``density(points) -> (P,)``: the volume density (>= 0) at world points (P, 3), for meshes;
+    - ``colors(points) -> (P, C)``: the colour in [-1, 1] at world points, for vertex colours;
+    - ``bounds``: (2, 3) the corners of the world box that holds the content.
+    """
+
+    bounds: torch.Tensor
+
+    def render_outputs(self, camera: Camera) -> Rendering: ...
+    def density(self, points: torch.Tensor) -> torch.Tensor: ...
+    def colors(self, points: torch.Tensor) -> torch.Tensor: ...
+
+
+@runtime_checkable
 class Distiller(Protocol):
-    """A score-distillation objective: ``grad(prior, image, cond, step) -> gradient on image``."""
+    """A score-distillation objective: ``grad(prior, image, cond, step) -> gradient on image``.
+
+    The gradient (same shape as ``image``) is what the objective adds to ``d loss / d image`` for
+    each image. Distillers that train (every one diffcore's plugins ship) satisfy
+    :class:`LossDistiller`, which adds the loss, annealing, an explicit generator and parameters of
+    their own; :class:`DistillerBase` derives ``grad`` from ``loss``.
+    """
 
     def grad(self, prior: Prior, image: torch.Tensor, cond: Cond | None, step: int) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True, eq=False)
+class Distillation:
+    """What :meth:`LossDistiller.loss` returns: the scalar ``loss`` to back-propagate and ``logs``
+    (0-d or (N,) tensors: the time ``t``, the weight ``w(t)``, gradient norms...)."""
+
+    loss: torch.Tensor
+    logs: dict[str, torch.Tensor]
+
+
+@runtime_checkable
+class LossDistiller(Distiller, Protocol):
+    """A distiller as a training loss (what diff-3d's loop and nerfstudio methods call).
+
+    - ``loss(prior, images, cond, *, step, total_steps, generator, camera=None) -> Distillation``:
+      ``images`` (N, C, H, W) in [-1, 1] are the renders, with their graph to the representation;
+      ``step`` of ``total_steps`` (``None``: no annealing) drives the noise-level annealing; every
+      random draw comes from ``generator``; ``camera`` is the :class:`Camera` that rendered them.
+      Gradient convention: with ``g`` the per-image distillation gradient (SDS:
+      ``w(t) (eps_hat(x_t) - eps)``) in the prior's space ``z`` (the images, or their latents
+      ``z = encode(images)``), ``loss = 0.5 * sum((z - stopgrad(z - g))^2) / N``, so
+      ``d loss / d z = g / N`` while the prior is never differentiated. The loss is float32 whatever
+      the autocast, and its value is ``0.5 |g|^2 / N``, a log, not a measure of progress;
+    - ``parameters()``: the distiller's own trainable tensors (VSD's LoRA), empty for most;
+    - ``update(prior, images, cond, *, step, total_steps, generator, camera=None) -> dict``: one
+      optimiser step of those on the detached ``images``, which the distiller owns (a no-op
+      returning ``{}`` without parameters); callers run it once per step, after ``loss``.
+    """
+
+    def loss(self, prior: Prior, images: torch.Tensor, cond: Cond | None, *, step, total_steps, generator, camera=None) -> Distillation: ...
+    def parameters(self): ...
+    def update(self, prior: Prior, images: torch.Tensor, cond: Cond | None, *, step, total_steps, generator, camera=None) -> dict: ...
+
+
+class DistillerBase:
+    """Defaults for :class:`LossDistiller`: no parameters of its own, ``update`` a no-op, and ``grad``
+    the per-image gradient that ``loss`` implies (``N * d loss / d images``; a generator seeded with
+    ``step`` when none is given). A subclass implements ``loss``."""
+
+    def parameters(self) -> list[torch.Tensor]:
+        return []
+
+    def update(self, prior, images, cond, *, step, total_steps, generator, camera=None) -> dict:
+        return {}
+
+    def grad(self, prior, image, cond, step, *, total_steps=None, generator=None, camera=None) -> torch.Tensor:
+        x = image.detach().requires_grad_(True)
+        generator = generator if generator is not None else torch.Generator().manual_seed(int(step))
+        out = self.loss(prior, x, cond, step=step, total_steps=total_steps, generator=generator, camera=camera)
+        (g,) = torch.autograd.grad(out.loss, x)
+        return g * x.shape[0]
 
 
 def time_tensor(t, x: torch.Tensor) -> torch.Tensor:
