@@ -52,7 +52,7 @@ import math
 import statistics
 import time
 
-SOLVERS = ("ddrm", "ddnm", "ddnm+", "pigdm", "dps", "red-diff", "projection", "ilvr", "mcg", "snips", "langevin")
+SOLVERS = ("ddrm", "ddnm", "ddnm+", "pigdm", "dps", "red-diff", "diffpir", "daps", "projection", "ilvr", "mcg", "snips", "langevin")
 # RED-Diff walks the whole grid here, so that each requested step is one network call (its default
 # from an initial estimate, t_max 0.5, skips the noisier half of the grid)
 SOLVER_OPTIONS = {"red-diff": {"t_max": 1.0}}
@@ -108,6 +108,13 @@ class TimedNetwork:
         self.counter = None
         self.reset()
 
+    @property
+    def training(self) -> bool:
+        return self.net.training
+
+    def parameters(self):
+        return self.net.parameters()
+
     def reset(self):
         self.calls, self.forward_s, self.backward_s = 0, 0.0, 0.0
 
@@ -156,7 +163,7 @@ def build_prior(device, seed: int = 0, recipe: str = "phantoms"):
     from diffcore.adapters.diffusers_prior import DiffusersUNetPrior
 
     r = RECIPES[recipe]
-    return DiffusersUNetPrior(build_unet(r, seed), r.schedule.scheduler_config(), device=device)
+    return DiffusersUNetPrior(build_unet(r, seed).eval().requires_grad_(False), r.schedule.scheduler_config(), device=device, owned=True)
 
 
 def make_operator(short: str, x_shape, sigma_y: float):
@@ -257,8 +264,8 @@ def bench(device="cpu", operators=DEFAULT_OPERATORS, solvers=SOLVERS, batch=4, s
 
     device = torch.device(device)
     prior = build_prior(device, seed)
-    timed = TimedNetwork(prior.unet, device)
-    prior.unet = timed
+    timed = TimedNetwork(prior.network, device)
+    prior.network = timed
     cases = _cases(prior, operators, solvers, batch, sigma_y, device)
     for case in cases:  # warm-up: first-call costs (allocations, autograd, lazily built tables)
         _run(prior, timed, case, 2, device)
@@ -284,7 +291,7 @@ def bench(device="cpu", operators=DEFAULT_OPERATORS, solvers=SOLVERS, batch=4, s
             }
         )
     calibration = calibrate(prior, timed, batch, device, repeats)
-    prior.unet = timed.net
+    prior.network = timed.net
     return rows, calibration
 
 
