@@ -74,7 +74,7 @@ def solve(prior, operator, y, *, solver, steps: int, generator: torch.Generator 
         others = [counterpart] if counterpart else [s for s in solvers_for(operator) if s != name]
         warnings.warn(
             f"solver {name!r} assumes noiseless y, but sigma_y = {operator.sigma_y:g}: it takes the noise for signal"
-            + (" and can diverge" if counterpart else "")
+            + (" (amplified by the operator's small singular values)" if counterpart else "")
             + (f"; for noisy y use {' or '.join(repr(o) for o in others[:3])}" if others else ""),
             SolverWarning,
             stacklevel=2,

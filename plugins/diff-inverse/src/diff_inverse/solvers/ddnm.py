@@ -14,8 +14,8 @@ noise to make room for the measurement's: with ``c = eta sigma_s`` and ``e_i = a
 ``snap=True`` (DDNM+ on noisy y, the default) moves one grid time onto the level where ``c = e_i``,
 ``nu = median_i sigma_y / (eta s_i)``, when no level lies within a factor 1.5 of it (see
 ``diff_inverse.solvers.ddrm``; measurements in docs/inverse.md). Plain DDNM takes y as noiseless:
-on noisy y it fits the noise at every step and can diverge, so :func:`diff_inverse.solve` warns
-and names DDNM+.
+on noisy y it puts ``A^+ y``, noise included (amplified by ``1 / s_i``), into x0 at every step, so
+:func:`diff_inverse.solve` warns and names DDNM+.
 """
 
 from __future__ import annotations
