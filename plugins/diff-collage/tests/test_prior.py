@@ -205,3 +205,20 @@ def test_tiled_decoding_equals_decoding_the_whole_canvas(g):
     assert tiled.image_shape() == tuple(Upsample().decode(z).shape[1:])
     assert torch.allclose(tiled.decode(z), Upsample().decode(z), atol=1e-6)
     assert torch.allclose(tiled.encode(tiled.decode(z)), z, atol=1e-6)
+
+
+def test_a_window_may_cut_the_frames_axis_of_a_video():
+    """A 'video' prior on (frames, channels, height, width) = (4, 1, 2, 2): a chain along the frames axis."""
+    frames = ar1(4, 0.9)
+    video = GaussianPrior(torch.zeros(16), torch.kron(frames, torch.eye(4, dtype=torch.float64)), shape=(4, 1, 2, 2))
+    g = graphs.chain(3, 4, 2, axis=-4)
+    sep = video.marginal(range(8))  # the first two frames
+    sep.sample_shape = (2, 1, 2, 2)
+    prior = collage(video, g, separator_prior=sep)
+    assert prior.sample_shape == (8, 1, 2, 2) and [s.shape for s in prior.layout.separators] == [(2, 1, 2, 2)] * 2
+    x = diffcore.sample(prior, 3, steps=4, generator=torch.Generator().manual_seed(0))
+    assert x.shape == (3, 8, 1, 2, 2)
+    # frames 2..3 are in windows 0 and 1: their eps is the two windows' minus the separator's
+    xt = torch.randn(2, 8, 1, 2, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    a, b, s = video.predict(xt[:, :4], 0.3), video.predict(xt[:, 2:6], 0.3), sep.predict(xt[:, 2:4], 0.3)
+    assert torch.allclose(prior.predict(xt, 0.3).eps[:, 2:4], a.eps[:, 2:] + b.eps[:, :2] - s.eps, atol=1e-10)
