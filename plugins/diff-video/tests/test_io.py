@@ -150,3 +150,13 @@ def test_write_errors_leave_nothing(tmp_path):
     with pytest.raises(ShapeError, match="expected \\(F, C, H, W\\)"):
         write_video(tmp_path / "v.gif", torch.zeros(2, 2, 8, 8))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["odd.mp4"]
+
+
+def test_pyav_reads_where_decord_is_missing(files, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "decord", None)  # import decord now raises ImportError
+    clip = read_video(files["mp4"])
+    assert clip.backend == "pyav" and clip.frames.shape == (FRAMES, 3, 32, 32)
+    with pytest.raises(DiffcoreError, match="backend 'decord' is not installed: pip install decord"):
+        read_video(files["mp4"], backend="decord")
