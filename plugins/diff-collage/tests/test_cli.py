@@ -93,3 +93,42 @@ def test_out_must_be_a_folder(tmp_path):
     (tmp_path / "file").write_text("x")
     res = _collage(["--windows", "2"], tmp_path / "file")
     assert res.exit_code == 2 and "is a file" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_an_earlier_output_is_replaced_whole_and_another_folder_refused(tmp_path):
+    out = tmp_path / "strip"
+    assert _collage(["--windows", "2", "--overlap", "16"], out).exit_code == 0
+    (out / "stale.txt").write_text("from an earlier run")
+    res = _collage(["--windows", "3", "--overlap", "16", "--method", "multidiffusion"], out)
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.iterdir()) == ["collage.png", "metrics.json"]  # the stale file went with the old output
+    assert json.loads((out / "metrics.json").read_text())["method"] == "multidiffusion"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["strip"]
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "todo.txt").write_text("mine")
+    res = _collage(["--windows", "2"], other)
+    assert res.exit_code == 2 and "not an earlier output" in res.stderr
+    assert [p.name for p in other.iterdir()] == ["todo.txt"]
+
+
+def test_a_job_draws_one_canvas_per_seed(tmp_path):
+    job = tmp_path / "job.toml"
+    job.write_text(
+        'task = "collage"\nout = "strips"\nseed = 3\n[items]\nseeds = 2\n'
+        '[options]\nprior = "zoo:textures"\ngraph = "chain"\nwindows = 2\noverlap = 16\nsteps = 2\nlabel = "brick"\n'
+    )
+    res = CliRunner().invoke(cli, ["collage", "--job", str(job)])
+    assert res.exit_code == 0, res.output
+    folder = tmp_path / "strips"
+    names = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+    assert names == ["seed-000003.json", "seed-000003.png", "seed-000004.json", "seed-000004.png"]
+    record = json.loads((folder / "seed-000004.json").read_text())
+    assert record["seed"] == 4 and record["network_calls"] == 4 and record["canvas_shape"] == [1, 32, 48] and "seconds" not in record
+    # an item is the single command's canvas for its seed
+    single = _collage(["--windows", "2", "--overlap", "16", "--steps", "2", "--label", "brick", "--seed", "4"], tmp_path / "one")
+    assert single.exit_code == 0, single.output
+    assert (tmp_path / "one" / "collage.png").read_bytes() == (folder / "seed-000004.png").read_bytes()
+    # run again: every item is finished, nothing is redone
+    again = CliRunner().invoke(cli, ["collage", "--job", str(job)])
+    assert again.exit_code == 0 and "2 skipped" in again.output, again.output

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
@@ -10,32 +9,26 @@ import click
 from diff_collage.prior import METHODS
 from diff_collage.separators import STRATEGIES
 from diffcore.devices import device_options
+from diffcore.jobs import job_option
 
 
-def _write_folder(out: Path, files: dict[str, bytes]) -> None:
-    """A new folder appears whole (written as a temporary folder next to it, then renamed); in an
-    existing folder each file is replaced atomically."""
-    import shutil
-    import tempfile
+def _collage_task(**options):
+    from diff_collage.drawing import collage_task
 
-    from diffcore.tour import write_atomic
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.is_dir():
-        for name, data in files.items():
-            write_atomic(out / name, data)
-        return
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part"))
-    try:
-        for name, data in files.items():
-            (tmp / name).write_bytes(data)
-        os.chmod(tmp, 0o755)
-        os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    return collage_task(**options)
 
 
+def _check_out(out: Path) -> None:
+    """The rule of :func:`diffcore.tour.write_folder`, checked before any work: a new folder, an empty
+    one, or an earlier output (one holding metrics.json), which is then replaced whole."""
+    from diffcore.errors import DiffcoreError
+
+    if out.exists() and not (out.is_dir() and (not any(out.iterdir()) or (out / "metrics.json").is_file())):
+        what = "a file" if not out.is_dir() else "a folder that is not an earlier output (no metrics.json)"
+        raise DiffcoreError(f"--out {str(out)!r} exists and is {what}; choose another folder")
+
+
+@job_option(_collage_task)
 @click.command("collage")
 @click.option(
     "--prior", "prior_spec", required=True, metavar="SPEC", help="The window prior, e.g. zoo:textures or zoo:patches (options inline)."
@@ -128,74 +121,53 @@ def collage_command(
     """Draw a large canvas from a prior on small windows (DiffCollage, MultiDiffusion or Mixture of Diffusers).
 
     Writes collage.png (the canvases, decoded in tiles for a latent prior) and metrics.json
-    (method, graph, sizes, seconds, sequential network calls, seam score). Bad input stops with a
-    one-line error before anything is written.
+    (method, graph, sizes, seconds, sequential network calls, seam score); an earlier output in
+    --out is replaced whole. Bad input stops with a one-line error before anything is written.
+    --job draws one seed per item (<key>.png, <key>.json).
     """
     import json
     import time
 
-    import torch
-
-    import diffcore
-    from diff_collage.prior import collage
-    from diff_collage.seams import seam_score
-    from diff_collage.spec import make_graph, window_conds
-    from diffcore.devices import build_prior
+    from diff_collage.drawing import png, prepare
     from diffcore.errors import DiffcoreError
-    from diffcore.tour import encode_png, image_grid
+    from diffcore.tour import write_folder
 
     started = time.perf_counter()
-    if out.exists() and not out.is_dir():
-        raise DiffcoreError(f"--out {str(out)!r} exists and is not a folder")
-    diffcore.create("sampler", sampler)  # an unknown sampler or option fails before any work
-    window = build_prior(prior_spec, device=device, dtype=dtype)
-    graph = make_graph(window, graph_name, windows=windows, rows=rows, cols=cols, overlap=overlap, axis=axis, wrap=wrap)
-    conds = window_conds(window, graph.n_windows, label=label, labels=labels, prompt=prompt, prompts=prompts)
-    if conds is None and window.accepts and window.null_cond is not None and window.null_cond.given():
-        from diffcore.priors import unconditional
-
-        window = unconditional(window)
-    prior = collage(window, graph, method=method, separator=separator, separator_steps=separator_steps, max_batch=max_batch, conds=conds)
-    image_shape = tuple(prior.image_shape)
-    if len(image_shape) != 3 or image_shape[0] not in (1, 3):
-        raise DiffcoreError(f"`diffcore collage` draws images (C, H, W) with C = 1 or 3; this collage's samples have shape {image_shape}")
-    generator = torch.Generator().manual_seed(seed)
-    t0 = time.perf_counter()
-    x = diffcore.sample(prior, n, steps=steps, sampler=sampler, generator=generator)
-    sample_seconds = time.perf_counter() - t0
-    x = x.detach().cpu()
-    scale = prior.latent.factors if prior.latent is not None else 1
-    score = seam_score(x, graph, scale=scale) if graph.n_windows > 1 else None
-    wide = image_shape[2] >= 2 * image_shape[1]
+    _check_out(out)
+    drawing = prepare(
+        prior_spec,
+        graph=graph_name,
+        windows=windows,
+        rows=rows,
+        cols=cols,
+        overlap=overlap,
+        axis=axis,
+        wrap=wrap,
+        method=method,
+        separator=separator,
+        separator_steps=separator_steps,
+        steps=steps,
+        sampler=sampler,
+        n=n,
+        label=label,
+        labels=labels,
+        prompt=prompt,
+        prompts=prompts,
+        max_batch=max_batch,
+        device=device,
+        dtype=dtype,
+    )
+    x, measured = drawing(seed)
+    image = png(x)
+    metrics = drawing.metrics(measured)
+    metrics["seconds"]["total"] = round(time.perf_counter() - started, 3)
     try:
-        png = encode_png(image_grid(x, nrow=1 if wide else None))
-    except ImportError as exc:
-        raise DiffcoreError(str(exc)) from exc
-    metrics = {
-        "method": method,
-        "separator": separator if method == "diffcollage" else None,
-        "prior": prior_spec,
-        "graph": graph.to_dict(),
-        "windows": graph.n_windows,
-        "window_shape": list(window.sample_shape),
-        "canvas_shape": list(prior.sample_shape),
-        "image_shape": list(image_shape),
-        "n": n,
-        "steps": steps,
-        "sampler": sampler,
-        "seed": seed,
-        "conditions": {"label": label, "labels": labels, "prompt": prompt, "prompts": prompts},
-        "network_calls": prior.calls,
-        "network_calls_per_step": prior.calls / steps,
-        "seam_score": score,
-        "seconds": {"sample": round(sample_seconds, 3), "total": round(time.perf_counter() - started, 3)},
-        "device": str(prior.device),
-    }
-    try:
-        _write_folder(out, {"collage.png": png, "metrics.json": (json.dumps(metrics, indent=2) + "\n").encode("utf-8")})
+        write_folder(out, {"collage.png": image, "metrics.json": json.dumps(metrics, indent=2) + "\n"})
     except OSError as exc:
         raise DiffcoreError(f"cannot write {str(out)!r}: {exc.strerror or exc}") from exc
+    g, score = drawing.graph, metrics["seam_score"]
     seam = f", seam score {score:.3f}" if score is not None else ""
     click.echo(
-        f"{method} on a {graph.kind} of {graph.n_windows} windows: canvas {tuple(image_shape)}, {prior.calls} network calls in {sample_seconds:.1f} s{seam}\nwrote collage.png, metrics.json to {out}"
+        f"{method} on a {g.kind} of {g.n_windows} windows: canvas {tuple(metrics['image_shape'])}, "
+        f"{metrics['network_calls']} network calls in {measured['sample_seconds']:.1f} s{seam}\nwrote collage.png, metrics.json to {out}"
     )
