@@ -1,0 +1,7 @@
+"""diff-3d inside nerfstudio: the methods ``diff-sds``, ``diff-sjc`` and ``diff-vsd`` (entry point group ``nerfstudio.method_configs``).
+
+Only these modules import nerfstudio. ``methods`` builds the ``MethodSpecification`` objects that
+nerfstudio's discovery loads; ``model`` holds the representation and calls the distiller in
+``get_loss_dict``; ``datamanager`` draws random orbit cameras from a seeded generator;
+``cameras`` converts between diffcore's and nerfstudio's camera objects (one convention).
+"""

@@ -1,0 +1,115 @@
+"""Hook implementations of diff-3d (registration only; torch modules, nerfstudio and diffusers are imported in factories)."""
+
+from __future__ import annotations
+
+from diffcore import hookimpl
+
+
+def image(size: int = 32, channels: int = 3, height: int | None = None, width: int | None = None, init_std: float = 0.0, seed: int = 0):
+    """A free image, the same for every camera: 2-D distillation"""
+    from diff_3d.representations.image import ImageRepresentation
+
+    return ImageRepresentation(size, channels, height=height, width=width, init_std=init_std, seed=seed)
+
+
+def voxel(resolution: int = 32, half_size: float = 1.0, samples: int = 64, background=1.0, channels: int = 3, shift: float = 4.0):
+    """A voxel grid of density and colour, trilinear (Score Jacobian Chaining's representation)"""
+    from diff_3d.representations.voxel import VoxelGrid
+
+    return VoxelGrid(resolution, half_size=half_size, samples=samples, background=background, channels=channels, shift=shift)
+
+
+def triplane(
+    resolution: int = 32,
+    features: int = 8,
+    hidden: int = 32,
+    half_size: float = 1.0,
+    samples: int = 64,
+    background=1.0,
+    channels: int = 3,
+    shift: float = 4.0,
+    seed: int = 0,
+):
+    """Three axis-aligned feature planes and a small MLP decoder (EG3D)"""
+    from diff_3d.representations.triplane import Triplane
+
+    return Triplane(
+        resolution, features, hidden, half_size=half_size, samples=samples, background=background, channels=channels, shift=shift, seed=seed
+    )
+
+
+def nerfacto(
+    half_size: float = 1.0,
+    background=1.0,
+    max_res: int = 128,
+    num_levels: int = 8,
+    log2_hashmap_size: int = 15,
+    proposal_samples=(64, 32),
+    samples: int = 32,
+    interlevel_weight: float = 1.0,
+    distortion_weight: float = 0.01,
+    seed: int = 0,
+):
+    """nerfstudio's nerfacto-style hash-grid field with proposal sampling (torch implementation, runs on a CPU)"""
+    from diff_3d.representations.nerfacto import NerfactoField
+
+    return NerfactoField(
+        half_size=half_size,
+        background=background,
+        max_res=max_res,
+        num_levels=num_levels,
+        log2_hashmap_size=log2_hashmap_size,
+        proposal_samples=tuple(proposal_samples),
+        samples=samples,
+        interlevel_weight=interlevel_weight,
+        distortion_weight=distortion_weight,
+        seed=seed,
+    )
+
+
+@hookimpl
+def register_representations(register):
+    register("image", image)
+    register("voxel", voxel, aliases=("voxels",))
+    register("triplane", triplane)
+    register("nerfacto", nerfacto)
+
+
+@hookimpl
+def register_distillers(register):
+    from diff_3d.distillers import SDS, SJC, VSD
+
+    register("sds", SDS, summary="Score distillation sampling (DreamFusion); weightings sds, uniform, fantasia3d; t annealing")
+    register("sjc", SJC, summary="Score Jacobian Chaining: Perturb-and-Average Scoring over `draws` noise samples")
+    register("vsd", VSD, summary="Variational score distillation (ProlificDreamer): a LoRA or small second model trained alongside")
+
+
+def analytic_scene(size: int = 32, fov: float = 50.0, std: float = 0.02):
+    """The exact view-conditioned prior of a known scene of coloured blobs: N(render(camera), std^2 I)"""
+    from diff_3d.analytic import SceneViewPrior
+
+    return SceneViewPrior(size=size, fov=fov, std=std)
+
+
+@hookimpl
+def register_priors(register):
+    register("analytic-scene", analytic_scene)
+
+
+@hookimpl
+def register_commands(cli):
+    from diff_3d.cli import three_d
+
+    cli.add_command(three_d, "3d")
+
+
+def tour(tour):
+    """A scene recovered from its exact view-conditioned prior, and a zoo prior distilled into an image and a voxel object"""
+    from diff_3d.tour_section import section
+
+    section(tour)
+
+
+@hookimpl
+def register_tour(register):
+    register("3d", tour, summary="A known scene recovered by score distillation (turntable), and a zoo prior distilled to 2-D and 3-D")
