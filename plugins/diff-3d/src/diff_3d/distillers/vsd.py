@@ -10,7 +10,9 @@ prediction of a second model ``eps_phi`` that learns the renders' own distributi
 and, alternately, ``eps_phi`` takes one optimiser step of the denoising loss on the (detached)
 renders: ``update``, which the distiller owns. The pretrained prediction is guided
 (``guidance_scale``, diffusers' convention); ``eps_phi`` is not (ProlificDreamer's LoRA runs at
-scale 1). ``eps_phi`` starts equal to the pretrained model, so the first gradients are zero.
+scale 1). A LoRA ``eps_phi`` starts equal to the pretrained model, so its first gradients are zero;
+the residual denoiser starts from the one-sample estimate of the renders' score (see
+:class:`~diff_3d.distillers.vsd_models.ResidualDenoiser`).
 
 The second model is a LoRA on the prior's network with a camera embedding where the prior is
 :class:`diffcore.protocols.Trainable` (``second="lora"``; the adapters are added to that network in
@@ -23,10 +25,9 @@ With one particle (one representation, as here and in ProlificDreamer's 3-D runs
 >>> prior = GaussianPrior(torch.zeros(3 * 4 * 4), shape=(3, 4, 4))
 >>> vsd, g = VSD(), torch.Generator().manual_seed(0)
 >>> images = torch.full((1, 3, 4, 4), 0.5, requires_grad=True)
->>> float(vsd.loss(prior, images, None, step=0, total_steps=10, generator=g).loss.detach())  # eps_phi starts as the prior
-0.0
->>> sorted(vsd.update(prior, images, None, step=0, total_steps=10, generator=g))
-['vsd_model_loss']
+>>> vsd.loss(prior, images, None, step=0, total_steps=10, generator=g).loss.backward()
+>>> type(vsd.model).__name__, sorted(vsd.update(prior, images, None, step=0, total_steps=10, generator=g))  # no network: the small denoiser
+('ResidualDenoiser', ['vsd_model_loss'])
 """
 
 from __future__ import annotations

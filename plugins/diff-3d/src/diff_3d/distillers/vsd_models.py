@@ -2,17 +2,19 @@
 
 ProlificDreamer (Wang et al. 2023, sec. 4.1) learns ``eps_phi(x_t, t, y, c)``, the noise prediction
 of the distribution of the current renders given camera ``c``, alongside the 3-D parameters. Two
-forms, both equal to the pretrained prior at the start (so the first VSD gradients are zero and
-grow as the model learns what the renders look like):
+forms:
 
 - :class:`LoRAScore`, for a prior with a network (:class:`diffcore.protocols.Trainable`): LoRA
   adapters on its attention projections (:func:`diffcore.training.add_lora`; turned off for the
   pretrained score with :func:`diffcore.training.lora_disabled`) and a camera embedding added to
   the network's time embedding (ProlificDreamer's "camera as class embedding"), installed with a
   forward hook for the duration of each call only; trained with :func:`diffcore.training.denoising_loss`;
+  it starts equal to the pretrained prior, so the first VSD gradients are zero and grow as it learns
+  what the renders look like;
 - :class:`ResidualDenoiser`, for any other prior (an exact one, a composed one): the prior's own
-  clean estimate plus a correction by a small convolutional network of ``x_t``, the time and the
-  camera's per-pixel rays, whose last layer starts at zero.
+  clean estimate plus a correction, preconditioned so that at low noise it is the one-sample
+  estimate of the renders' clean image and at high noise a small convolutional network of ``x_t``,
+  the time and the camera's per-pixel rays supplies it.
 
 Both own their optimiser (AdamW) and step it in ``train_step``.
 """
@@ -161,15 +163,21 @@ RAY_FEATURES = 30
 
 
 class ResidualDenoiser(torch.nn.Module):
-    """A correction ``rho`` of the prior's clean estimate, learnt on the renders: ``x0_phi = x0_prior + rho(x_t, t, c)``.
+    """A correction ``rho`` of the prior's clean estimate, learnt on the renders: ``x0_phi = x0_prior + rho``.
 
-    So ``eps_phi = eps_prior - (alpha / sigma) rho`` and VSD's gradient is ``w (alpha / sigma) rho``; ``rho``
-    is trained to output ``render - x0_prior(x_t)`` (the x0 parameterisation, uniform over the training
-    times), whose target for renders that are one image per camera does not depend on t. It is a
-    three-layer convolutional network of ``x_t`` (scaled to unit variance), the per-pixel camera rays
-    (:func:`ray_maps`, the camera embedding of a pixel-space model) and the time (a per-channel bias);
-    its last layer starts at zero, so ``eps_phi`` starts as the prior.
+    So ``eps_phi = eps_prior - (alpha / sigma) rho`` and VSD's gradient is ``w (alpha / sigma) rho``. The
+    target of ``rho`` is ``E[render | x_t, c] - x0_prior(x_t)``. It is preconditioned as in Karras et al.
+    (2022, EDM, sec. 5) in the variance-exploding noise ``s = sigma / alpha`` of the renders around the
+    prior's estimate: ``rho = c_skip(s) (x_t / alpha - x0_prior) + c_out(s) F``, with
+    ``c_skip = d^2 / (s^2 + d^2)``, ``c_out = s d / sqrt(s^2 + d^2)`` and ``d = 0.5``, so that at low noise
+    the correction is the unbiased one-sample estimate ``x_t / alpha - x0_prior`` and at high noise the
+    network ``F`` supplies it; ``F`` is trained on its own target (EDM's loss weight ``1 / c_out^2``).
+    ``F`` is a three-layer convolutional network of ``x_t`` (scaled to unit variance), the prior's
+    ``x0``, the per-pixel camera rays (:func:`ray_maps`, the camera embedding of a pixel-space model)
+    and the time (a per-channel bias); its last layer starts at zero.
     """
+
+    SPREAD = 0.5  # d: the spread of renders around the prior's estimate that the preconditioning assumes
 
     def __init__(self, prior, *, width: int, lr: float, camera_dropout: float, seed: int):
         super().__init__()
@@ -190,12 +198,21 @@ class ResidualDenoiser(torch.nn.Module):
         self.params = list(self.parameters())
         self.optimizer = torch.optim.AdamW(self.params, lr=lr, weight_decay=0.0)
 
-    def correction(self, x_t, t, alpha, sigma, x0, rays) -> torch.Tensor:
+    def network(self, x_t, t, alpha, sigma, x0, rays) -> torch.Tensor:
+        """``F(x_t, x0_prior, rays, t)``."""
         tt = t.to(x_t.device, torch.float32)[:, None]
         e = self.embed(torch.cat([tt, torch.cos(math.pi / 2 * tt)], dim=1))
         scaled = (x_t / (alpha**2 + sigma**2).sqrt()).float()
         h = F.silu(self.inp(torch.cat([scaled, x0.float(), rays], dim=1)) + e[:, :, None, None])
         return self.out(F.silu(self.mid(h)))
+
+    def preconditioning(self, alpha, sigma) -> tuple[torch.Tensor, torch.Tensor]:
+        s2, d = (sigma / alpha) ** 2, self.SPREAD
+        return d * d / (s2 + d * d), (s2.sqrt() * d) / (s2 + d * d).sqrt()
+
+    def correction(self, x_t, t, alpha, sigma, x0, rays) -> torch.Tensor:
+        skip, out = self.preconditioning(alpha, sigma)
+        return skip * (x_t / alpha - x0) + out * self.network(x_t, t, alpha, sigma, x0, rays)
 
     def pretrained(self):
         return contextlib.nullcontext()
@@ -214,7 +231,7 @@ class ResidualDenoiser(torch.nn.Module):
         return pred.eps.float() - alpha / sigma * rho
 
     def train_step(self, z0, cond, camera, generator) -> torch.Tensor:
-        """One AdamW step of ``rho`` on ``|x0_prior(x_t) + rho - z0|^2`` at a random training time, on the renders ``z0``."""
+        """One AdamW step of ``F`` on its target at a random training time (EDM's weighting of ``|x0_phi - z0|^2``), on the renders ``z0``."""
         prior = self.prior[0]
         n = z0.shape[0]
         t = draw_times(prior.schedule, n, generator=generator)  # the training grid of a discrete schedule, as the prior learnt
@@ -225,9 +242,11 @@ class ResidualDenoiser(torch.nn.Module):
         x_t = alpha * z0 + sigma * eps
         with torch.no_grad():
             base = prior.predict(x_t, t, cond).x0.float()
+        skip, out = self.preconditioning(alpha, sigma)
+        target = (z0.float() - base - skip * (x_t / alpha - base)) / out  # what F must output for rho to be exact
         self.optimizer.zero_grad(set_to_none=True)
         with torch.enable_grad(), torch.autocast(z0.device.type, enabled=False):
-            loss = F.mse_loss(base + self.correction(x_t, t, alpha, sigma, base, rays * keep[:, None, None, None]), z0.float())
+            loss = F.mse_loss(self.network(x_t, t, alpha, sigma, base, rays * keep[:, None, None, None]), target)
             loss.backward()
         self.optimizer.step()
         return loss.detach()
