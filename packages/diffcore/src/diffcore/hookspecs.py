@@ -93,17 +93,27 @@ def register_solvers(register):
 
 @hookspec
 def register_representations(register):
-    """Register differentiable representations (:class:`diffcore.protocols.Representation`).
+    """Register differentiable representations. The factory takes the representation's options and
+    returns an object with ``render(camera) -> images`` (N, C, H, W) in [-1, 1], differentiable in
+    its ``parameters()`` (:class:`diffcore.protocols.Representation`); a 3-D one also renders
+    ``render_outputs(camera) -> Rendering`` (rgb, depth, accumulation, normals) and gives
+    ``density(points)``, ``colors(points)`` and ``bounds`` (:class:`diffcore.protocols.Representation3D`).
+    Cameras are :class:`diffcore.protocols.Camera` batches (nerfstudio's convention).
 
-    ``register("voxel", VoxelGrid)``
+    ``register("voxel", VoxelGrid)``; then ``diffcore.create("representation", "voxel:resolution=64")``.
     """
 
 
 @hookspec
 def register_distillers(register):
-    """Register score-distillation objectives (:class:`diffcore.protocols.Distiller`).
+    """Register score-distillation objectives. The factory takes the objective's options and returns a
+    :class:`diffcore.protocols.LossDistiller`: ``loss(prior, images, cond, *, step, total_steps,
+    generator, camera=None) -> Distillation`` (the loss whose gradient on the images is the
+    distillation gradient, stop-gradient form, plus logs), ``parameters()`` and ``update(...)`` for
+    parameters of its own; :class:`diffcore.protocols.DistillerBase` gives ``grad``, the kernel 0.1
+    :class:`diffcore.protocols.Distiller` method, and the defaults.
 
-    ``register("sds", ScoreDistillation)``
+    ``register("sds", SDS)``; then ``diffcore.create("distiller", "sds:guidance_scale=7.5")``.
     """
 
 
