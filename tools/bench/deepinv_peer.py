@@ -11,7 +11,7 @@ calls; only the solver differs. What is measured:
    test digits, super-resolution x2, Gaussian deblurring and box inpainting with sigma_y = 0.05;
    mean PSNR over the images of one posterior sample each (and of the pseudo-inverse).
 3. Wall time per sample of each solver, measured in the same run with the same thread count, and
-   the ratio ours / deepinv for each pair (dps/dps, ddrm/ddrm, pigdm/diffpir, ddnm+/diffpir).
+   the ratio ours / deepinv for each pair (dps/dps, ddrm/ddrm, diffpir/diffpir).
    deepinv's time is taken without the adapter below (its own time outside ``prior.predict``,
    clocked inside it and shown apart): that cost is ours, not deepinv's. The autograd backward
    through the adapter's few elementwise operations (DPS) stays in.
@@ -40,12 +40,14 @@ and the defaults for images. deepinv:
   and our etaA / etaB; on the images, the grid our DDRM runs by default, one level moved onto
   y's noise level (``snap``), so both take the same denoiser calls.
 - DiffPIR: ``deepinv.sampling.DiffPIR`` as shipped (its own 1000-step DDPM grid sampled at
-  ``steps`` points, zeta 0.1, lambda 7). diff-inverse has no DiffPIR; the nearest are ΠGDM and
-  DDNM+ (both also correct the denoiser's x0 with the measurement), compared with it here.
+  ``steps`` points, quadratically spaced, zeta 0.1, lambda 7), beside ours (``diffpir``, the same
+  zeta and lambda, on our grid). What still differs: the grid, deepinv's data step written in its
+  [0, 1] frame, and deepinv returning the state of its last step rather than its x0. ΠGDM and DDNM+,
+  which also correct the denoiser's x0 with the measurement, are shown too.
 
     .venv/bin/python tools/bench/deepinv_peer.py                      # the default run
-    .venv/bin/python tools/bench/deepinv_peer.py --quick              # the structure only, < 2 min
-    .venv/bin/python tools/bench/deepinv_peer.py --out docs/inverse-deepinv.md
+    .venv/bin/python tools/bench/deepinv_peer.py --quick              # the check run, ~30 s
+    .venv/bin/python tools/bench/deepinv_peer.py --page docs/inverse-deepinv.md   # the page, whole: both runs
 
 Run on one thread (``OMP_NUM_THREADS=1``; the script also calls ``torch.set_num_threads``).
 """
@@ -63,12 +65,23 @@ from dataclasses import dataclass, field
 import torch
 
 GMM_SCALE = 24.0  # the mixture's frame in deepinv's [0, 1] convention: x01 = (x / 24 + 1) / 2
-OURS = ("dps", "ddrm", "pigdm", "ddnm+")
+OURS = ("dps", "ddrm", "pigdm", "ddnm+", "diffpir")
 # "ours dps" is the paper's step rule (discrepancy cap off), like for like with deepinv's; "ours dps+cap"
 # is our default (the discrepancy cap of diff_inverse.solvers.dps)
 VARIANTS = {"dps+cap": ("dps", {"discrepancy": True}), "dps": ("dps", {"discrepancy": False})}
-COLUMNS = (("ours", "dps"), ("ours", "dps+cap"), ("deepinv", "dps"), ("deepinv", "dps*"), ("ours", "ddrm"), ("deepinv", "ddrm"), ("ours", "pigdm"), ("ours", "ddnm+"), ("deepinv", "diffpir"))
-PAIRS = (("dps", "dps"), ("ddrm", "ddrm"), ("pigdm", "diffpir"), ("ddnm+", "diffpir"))  # (ours, deepinv) for the time ratios
+COLUMNS = (
+    ("ours", "dps"),
+    ("ours", "dps+cap"),
+    ("deepinv", "dps"),
+    ("deepinv", "dps*"),
+    ("ours", "ddrm"),
+    ("deepinv", "ddrm"),
+    ("ours", "diffpir"),
+    ("deepinv", "diffpir"),
+    ("ours", "pigdm"),
+    ("ours", "ddnm+"),
+)
+PAIRS = (("dps", "dps"), ("ddrm", "ddrm"), ("diffpir", "diffpir"))  # (ours, deepinv) for the time ratios
 IMAGE_OPERATORS = {  # label: registered operator spec (x_shape and sigma_y are added)
     "sr x2": "sr:factor=2",
     "blur (Gaussian, sigma 1.5)": "blur:sigma=1.5",
@@ -355,21 +368,19 @@ def run_gmm(results: Results, dxs, dys, steps_list, *, problems: int, samples: i
 
 def digits_prior():
     import diffcore
-    from diffcore import Cond
-    from diffcore.priors import Conditioned
+    from diffcore.priors import unconditional
 
-    prior = diffcore.create("prior", "zoo:digits")
-    return Conditioned(prior, Cond(labels=torch.tensor([prior.null_label])))
+    return unconditional(diffcore.create("prior", "zoo:digits"))
 
 
 def run_images(results: Results, steps_list, *, images: int, seed: int = 0, operators=None, progress=print):
     """The image cells: mean PSNR to held-out digits for every column, plus the pseudo-inverse."""
     import diffcore
+    from diff_inverse import zoo
     from diff_inverse.images import psnr
-    from diff_zoo.data import build
 
     prior = digits_prior()
-    x = build("digits").test.images(torch.arange(images) * 7)  # held-out test digits, as the tour takes them
+    x = zoo.digits(images, every=7)  # held-out test digits, as the tour takes them
     for label, spec in (operators or IMAGE_OPERATORS).items():
         op = diffcore.create("operator", spec, x_shape=tuple(x.shape[1:]), sigma_y=IMAGE_SIGMA_Y)
         y = op.measure(x, generator=torch.Generator().manual_seed(seed))
@@ -489,6 +500,7 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--out", default=None, help="also write the tables to this markdown file")
+    parser.add_argument("--page", default=None, help="write the whole page (docs/inverse-deepinv.md): this run's tables and the --quick check")
     args = parser.parse_args(argv)
     q = args.quick
 
@@ -530,7 +542,85 @@ def main(argv=None, *, progress=None) -> dict:
     if args.out:
         with open(args.out, "w") as fh:
             fh.write(text)
+    if args.page:
+        check = main(["--quick", "--threads", str(args.threads)], progress=progress)["markdown"]
+        with open(args.page, "w") as fh:
+            fh.write(page(text, check))
     return {"results": results, "markdown": text, "args": args, "seconds": total}
+
+
+INTRO = """# diff-inverse against deepinv: DPS, DDRM and DiffPIR on the same problems
+
+This page compares diff-inverse's posterior solvers with those of [deepinv](https://deepinv.github.io)
+(a dev dependency of the workspace) on the same prior, the same operator, the same measurement y and
+the same number of network calls, so that only the solver differs: sample quality on the
+Gaussian-mixture benchmark with an exact posterior (`diff_inverse.bench.gmm`, sliced Wasserstein),
+PSNR on held-out digits with the shipped `zoo:digits` prior (super-resolution x2, Gaussian deblurring,
+box inpainting, sigma_y = 0.05), and wall time per sample measured in the same run on one thread.
+deepinv has DPS, DDRM and DiffPIR, and so do we. The page is generated whole by
+`tools/bench/deepinv_peer.py --page docs/inverse-deepinv.md` (the default run, then the `--quick`
+run as the check section); `tools/bench/test_deepinv_peer.py` repeats the quick run and compares it
+with the check section.
+
+## How the two libraries are put on the same problem
+
+- **Prior.** deepinv's solvers call a `deepinv.models.Denoiser` `D(x, sigma)` on images in [0, 1]
+  with `x = x0 + sigma n`. The script wraps our prior as one: the image is mapped to our frame
+  `z = c (2 u - 1)` at noise `nu = 2 c sigma`, the prior is asked at the time where
+  `sigma_t / alpha_t = nu` (`diffcore.schedules.time_at_log_snr`) on `alpha_t z`, and its x0 is
+  mapped back. `c = 1` for the digits (our [-1, 1] is deepinv's [0, 1]); the mixture spans +-16, so
+  it uses `c = 24`, an exact change of variables that keeps deepinv's clamps to [-1, 1] off the data.
+- **Operator and y.** A `deepinv.physics.DecomposablePhysics` built from our operator's SVD, y mapped
+  to the same frame, `GaussianNoise(sigma_y / (2 c))` (DDRM and DiffPIR read sigma_y from it).
+- **Steps.** DPS and DDRM get our time grid: the same noise levels, one network call each. DPS runs on
+  deepinv's `AncestralSolver` with our DDIM eta (0.6 / 0.85 on the mixture as in the benchmark, 1 on
+  the digits); DDRM with our etaA = 0.85, etaB = 1, and on the digits the grid our DDRM runs by default
+  (one time moved onto y's noise level). deepinv's DiffPIR cannot take a grid: it runs as shipped (its
+  1000-step DDPM schedule at `steps` quadratically spaced points, zeta 0.1, lambda 7, returning the state
+  of its last step); ours runs with the same zeta and lambda on our grid.
+- **Our settings:** the GMM benchmark's (`gmm.solver_options`; DPS zeta 0.1, ΠGDM with the mixture's
+  variance and its unbounded move) and the defaults on the digits. `ours dps` is our DPS with the
+  paper's step rule (`discrepancy=False`), the like-for-like column for deepinv's; `ours dps+cap` is our
+  default, with the discrepancy cap (no step past the noise level of y), which deepinv does not have.
+- **`deepinv dps*`** is deepinv's DPS with its guidance weight set per step so that its step equals ours
+  (`zeta / ||y - A x0|| * grad ||y - A x0||^2`). deepinv adds the guidance to the score, so its step on
+  x_t is `(w / 2c) (alpha_s / alpha_t) sigma_t^2 (1 - r^(1+a)) grad ||y - A x0||`: it shrinks with the
+  step size and with sigma_t, and with the shipped `weight=1` it is far below the paper's. `dps*`
+  isolates that one setting.
+- **deepinv's DDRM** (0.5.0) draws its noise as `std * randn / sqrt(2)` while it calls the denoiser at
+  `sigma`, so its states carry less noise than the level the denoiser is told: where it leads ours on
+  single-sample PSNR, that is the reason (a copy of our DDRM with every draw scaled by 1/sqrt(2)
+  reproduces it); ours follows the paper's equations.
+
+Times: each ratio compares two solvers timed in the same run, one after the other, on a machine shared
+with other jobs, so single timings move by 10-20 %. deepinv's times exclude the adapter that shows it
+our prior (the frame change and time lookup, clocked inside it; last column).
+"""
+
+
+def page(results_markdown: str, check_markdown: str) -> str:
+    """The whole page: the intro, the default run's tables and the quick run's as the check."""
+    return (
+        INTRO
+        + "\n## Results\n\n"
+        + results_markdown.strip()
+        + "\n\n## Check (`--quick`): what the test repeats\n\n"
+        + check_markdown.strip()
+        + "\n"
+    )
+
+
+def quality_tables(text: str) -> dict[str, list[str]]:
+    """The quality tables (sections 1 and 2) of a run's markdown: heading -> rows, for comparing runs."""
+    out, heading = {}, None
+    for line in text.splitlines():
+        if line.startswith("### "):
+            heading = line if line.startswith(("### 1.", "### 2.")) else None
+            if heading:
+                out[heading] = []
+        elif heading and line.startswith("|"):
+            out[heading].append(line)
+    return out
 
 
 if __name__ == "__main__":

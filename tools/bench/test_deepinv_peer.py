@@ -64,3 +64,31 @@ def test_tables_are_printed_and_written(quick):
         assert module.column_name(lib, name) in text
     assert "deepinv 0.5" in text and "n/a" not in text
     assert all(f"{o} / {d}" in text for o, d in module.PAIRS)
+
+
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "inverse-deepinv.md"
+
+
+def _numbers(row: str) -> list[float]:
+    import re
+
+    return [float(v) for v in re.findall(r"-?\d+\.\d+", row)]
+
+
+def test_the_page_is_the_scripts_and_its_check_is_repeated(quick):
+    """docs/inverse-deepinv.md is the script's page: its intro, result tables with this run's columns, and a
+    check section that a fresh --quick run reproduces (quality tables, to 0.02)."""
+    module, run, _ = quick
+    text = PAGE.read_text()
+    assert text.startswith(module.INTRO)
+    results, check = text.split("\n## Check (`--quick`): what the test repeats\n")
+    fresh = module.quality_tables(run["markdown"])
+    published = module.quality_tables(check)
+    assert set(published) == set(fresh) and fresh
+    for heading, rows in fresh.items():
+        assert [r.split("|")[:4] for r in published[heading]] == [r.split("|")[:4] for r in rows], heading
+        for mine, theirs in zip(rows, published[heading]):
+            a, b = _numbers(mine), _numbers(theirs)
+            assert len(a) == len(b) and all(abs(x - y) <= 0.02 for x, y in zip(a, b)), (heading, mine, theirs)
+    full = module.quality_tables(results)
+    assert [rows[0] for rows in full.values()] == [rows[0] for rows in fresh.values()]  # the same columns as the code's
