@@ -31,6 +31,18 @@ from diffcore.protocols import Cond, Prediction, check_cond
 METHODS = ("diffcollage", "multidiffusion", "mixture")
 
 
+def _clip_range(clip_x0, prior) -> float | None:
+    """``clip_x0`` as a range: None follows the window prior (one that clips its x0, ``consistent``
+    False, is clipped to diffcore's image range [-1, 1]), True is 1, False none, a number r is [-r, r]."""
+    if clip_x0 is None:
+        return None if prior.consistent else 1.0
+    if isinstance(clip_x0, bool):
+        return 1.0 if clip_x0 else None
+    if not isinstance(clip_x0, (int, float)) or not clip_x0 > 0:
+        raise DiffcoreError(f"clip_x0 must be None (as the window prior), True, False or a positive range, got {clip_x0!r}")
+    return float(clip_x0)
+
+
 def _tile_time(t, reps: int):
     return t.repeat(reps) if isinstance(t, torch.Tensor) and t.ndim == 1 else t
 
@@ -52,6 +64,7 @@ class CollagePrior(PriorWrapper):
         max_batch: int | None = None,
         conds=None,
         mixture_sigma: float = 0.1,
+        clip_x0: bool | float | None = None,
     ):
         super().__init__(prior)
         if not isinstance(graph, Graph):
@@ -78,6 +91,7 @@ class CollagePrior(PriorWrapper):
         elif separator not in STRATEGIES:
             raise DiffcoreError(f"unknown separator strategy {separator!r}; use {' or '.join(STRATEGIES)}")
         self.weights = mixture.tile_weights(self.layout, mixture_sigma) if method == "mixture" else None
+        self.clip_x0 = _clip_range(clip_x0, prior)
         if prior.latent is not None:
             from diff_collage.latent import TiledLatent
 
@@ -176,10 +190,22 @@ class CollagePrior(PriorWrapper):
             x0, eps = mixture.blend(lay, self.weights, x0_w, eps_w)
         else:
             seps = self.separators(self._run, flat, t, sep_conds, x0_w, alpha)
-            x0, eps = diffcollage.combine(lay, x0_w, eps_w, seps)
-            if self.consistent:  # the pair stays consistent: x0 from the combined eps
-                x0 = eps_to_x0(flat, eps, alpha, sigma)
+            x0, eps = self.canvas_x0(flat, *diffcollage.combine(lay, x0_w, eps_w, seps), alpha, sigma)
         return Prediction(x0=x0.reshape(x_t.shape), eps=eps.reshape(x_t.shape))
+
+    def canvas_x0(self, flat, x0, eps, alpha, sigma) -> tuple[torch.Tensor, torch.Tensor]:
+        """DiffCollage's ``x0`` on the canvas: derived from the combined ``eps`` (the combined score),
+        then clipped to ``[-clip_x0, clip_x0]`` where ``clip_x0`` is set.
+
+        ``x0`` (the windows' and separators' ``x0`` summed with the counting numbers) is not used:
+        when the window prior clips its ``x0``, that sum of clipped estimates no longer cancels
+        (the clip is not linear) and drives the canvas's contrast up (docs/collage.md, "The
+        clipped x0"); the clip belongs after the combination, as for one window.
+        """
+        out = eps_to_x0(flat, eps, alpha, sigma)
+        if self.clip_x0 is not None:
+            out = out.clamp(-self.clip_x0, self.clip_x0)
+        return out, eps
 
 
 def collage(
@@ -193,6 +219,7 @@ def collage(
     separator: str = "crop",
     separator_steps: int = 1,
     mixture_sigma: float = 0.1,
+    clip_x0: bool | float | None = None,
 ) -> CollagePrior:
     """A prior on the large canvas of ``graph`` made from ``window_prior`` (a prior on one window).
 
@@ -211,6 +238,11 @@ def collage(
         max_batch: the most samples in one network call (None: all windows in one call).
         conds: one :class:`~diffcore.Cond` per window (a class, a prompt per window; for a chain the
             segment prompts, :func:`diff_collage.segments`); the collage then takes no condition.
+        clip_x0: DiffCollage's canvas ``x0`` is derived from the combined ``eps`` and clipped to
+            ``[-clip_x0, clip_x0]``; None (the default) clips to [-1, 1] exactly when the window
+            prior clips its own ``x0`` (``consistent`` False, as the zoo's networks), False never.
+            MultiDiffusion and the mixture average the windows' ``x0`` (a convex combination stays
+            in range) and ignore it.
 
     >>> import torch, diffcore
     >>> from diff_collage import graphs
@@ -234,4 +266,5 @@ def collage(
         max_batch=max_batch,
         conds=conds,
         mixture_sigma=mixture_sigma,
+        clip_x0=clip_x0,
     )

@@ -96,6 +96,7 @@ def collage_prior(
     prompts=None,
     max_batch: int | None = None,
     mixture_sigma: float = 0.1,
+    clip_x0=None,
     base_options=None,
     device=None,
     dtype=None,
@@ -119,4 +120,5 @@ def collage_prior(
         separator=separator,
         separator_steps=separator_steps,
         mixture_sigma=mixture_sigma,
+        clip_x0=clip_x0,
     )
