@@ -81,9 +81,10 @@ def render_card(record: dict[str, Any], metrics: dict[str, Any] | None = None) -
             "",
             "## Measurements",
             "",
-            f"{p['n']} clips of {p['frames']} frames per set, labels `i % 10`, DDIM {p['steps']} steps (eta {p['eta']}), seed {p['seed']}, "
-            "no classifier-free guidance. The image-only baseline is the prior's own image model on each frame alone "
-            "(same labels and seeds). Each frame's digit is the 16x16 window with the most ink; the zoo's digit classifier labels it.",
+            f"{p['n']} clips of {p['frames']} frames per set, labels `i % 10` (the unconditional rows: the null label), "
+            f"DDIM {p['steps']} steps (eta {p['eta']}), seed {p['seed']}, no classifier-free guidance. The image-only baseline is "
+            "the prior's own image model on each frame alone (same labels and seeds). Each frame's digit is the 16x16 window "
+            "with the most ink (ties: the one nearest the ink's centroid); the zoo's digit classifier labels it.",
             "",
             "| clips | " + " | ".join(columns) + " |",
             "|---|" + "---:|" * len(columns),
@@ -92,7 +93,8 @@ def render_card(record: dict[str, Any], metrics: dict[str, Any] | None = None) -
         lines += [
             "",
             "- frame accuracy: frames classified as the clip's label; clip accuracy: clips whose majority class is the label;",
-            "  class consistency: frames of the clip's majority class (a digit keeps its class);",
+            "  class consistency: frames of the clip's majority class (a digit keeps its class). With a label every frame of the",
+            "  baseline is drawn for the same class; without one (the unconditional rows) only temporal layers can keep it;",
             "- mean speed and mean acceleration of the digit's ink centroid, pixels per frame (real clips: constant velocity between bounces);",
             f"- frechet: Frechet distance of the clip statistics ({', '.join(metrics['clip_features'])}), each divided by its spread "
             "over the held-out clips, to the held-out clips; the training clips' distance is the floor that sampling alone sets.",
