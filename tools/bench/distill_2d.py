@@ -102,9 +102,9 @@ def main() -> None:
             f"| {name} | {r['accuracy']:.2f} | {r['saturation']:.3f} | {r['diversity']:.3f} | {r['frechet']:.1f} | {r['seconds per image']:.1f} |"
         )
     if args.out:
-        from diffcore.tour import encode_png, image_grid
+        from diffcore.tour import encode_png, image_grid, upscale
 
-        args.out.write_bytes(encode_png(image_grid(torch.cat(pictures), nrow=len(args.labels) * args.seeds)))
+        args.out.write_bytes(encode_png(upscale(image_grid(torch.cat(pictures), nrow=len(args.labels) * args.seeds), target=720, most=4)))
 
 
 if __name__ == "__main__":

@@ -43,13 +43,18 @@ def test_distill_writes_a_run_that_exports(trained):
     res = run("export", "--config", str(trained), "--resolution", "24", "--threshold", "0.5", "--frames", "4", "--size", "16")
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout)
-    assert report["faces"] > 0 and sorted(p.rsplit("/", 1)[1] for p in report["files"]) == [
-        "mesh.glb",
-        "mesh.obj",
-        "mesh.ply",
-        "points.ply",
-        "turntable.gif",
-    ]
+    assert (
+        report["threshold"] == 0.5
+        and report["faces"] > 0
+        and sorted(p.rsplit("/", 1)[1] for p in report["files"])
+        == [
+            "mesh.glb",
+            "mesh.obj",
+            "mesh.ply",
+            "points.ply",
+            "turntable.gif",
+        ]
+    )
 
 
 def test_a_2d_run_writes_an_image(tmp_path):

@@ -35,6 +35,8 @@ def test_the_mesh_is_the_iso_surface(blob, tmp_path):
         path = write_mesh(surface, tmp_path / f"blob{suffix}")
         back = trimesh.load(path, force="mesh", process=False)
         assert len(back.vertices) >= len(surface.vertices) * 0.99 and len(back.faces) == len(surface.faces)
+    half = mesh(blob, resolution=32)  # by default, half the largest density on the grid
+    assert half.metadata["threshold"] == pytest.approx(0.5 * PEAK, rel=0.05)
     shading = surface.visual.vertex_colors[:, :3].astype(float).mean(0)
     assert shading[0] > shading[2] > shading[1]  # the albedo's order: red, then blue, then green
 

@@ -91,7 +91,7 @@ def camera_rays(camera: Camera) -> tuple[torch.Tensor, torch.Tensor]:
         torch.arange(camera.width, dtype=c2w.dtype, device=c2w.device) + 0.5,
         indexing="ij",
     )
-    fx, fy, cx, cy = (getattr(camera, k)[:, :, None] for k in ("fx", "fy", "cx", "cy"))
+    fx, fy, cx, cy = (value[:, :, None] for value in (camera.fx, camera.fy, camera.cx, camera.cy))
     x, y = (u - cx) / fx, -(v - cy) / fy  # (N, H, W)
     local = torch.stack([x, y, -torch.ones_like(x)], dim=-1)
     directions = torch.einsum("nij,nhwj->nhwi", c2w[:, :, :3], local)

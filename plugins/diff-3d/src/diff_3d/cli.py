@@ -154,7 +154,9 @@ def distill_command(
 )
 @click.option("--formats", default="ply,obj,glb", show_default=True, help="Mesh formats, comma-separated: ply, obj, glb.")
 @click.option("--resolution", default=128, show_default=True, type=click.IntRange(min=2), help="Marching-cubes grid cells per side.")
-@click.option("--threshold", default=10.0, show_default=True, type=float, help="The density of the surface (marching cubes' level).")
+@click.option(
+    "--threshold", default=None, type=float, help="The density of the surface (marching cubes' level; default: half the largest density)."
+)
 @click.option("--opacity", default=0.5, show_default=True, type=float, help="Pixels more opaque than this give points of the point cloud.")
 @click.option("--frames", default=36, show_default=True, type=click.IntRange(min=1), help="Turntable frames.")
 @click.option("--size", default=96, show_default=True, type=click.IntRange(min=4), help="Turntable and point-cloud views' size in pixels.")
@@ -177,7 +179,8 @@ def export_command(config_path, out, formats, resolution, threshold, opacity, fr
     views = _views(config_path, size)
     written.append(write_mesh(point_cloud(representation, views.turntable(12), opacity=opacity), out / "points.ply"))
     written.append(write_atomic(out / "turntable.gif", gif_bytes(turntable_frames(representation, views.turntable(frames)))))
-    click.echo(json.dumps({"vertices": len(surface.vertices), "faces": len(surface.faces), "files": [str(p) for p in written]}))
+    report = {"threshold": surface.metadata["threshold"], "vertices": len(surface.vertices), "faces": len(surface.faces)}
+    click.echo(json.dumps({**report, "files": [str(p) for p in written]}))
 
 
 def _views(config_path: Path, size: int):

@@ -5,7 +5,7 @@ nerfacto field, or another plugin's), whichever way it was trained: nerfstudio's
 needs the training images' cameras and fails for methods that see random cameras only.
 
 - :func:`mesh`: the density on a ``resolution^3`` grid over the representation's box, the
-  iso-surface at ``threshold`` by marching cubes (Lorensen & Cline 1987; scikit-image's
+  iso-surface at ``threshold`` (default: half the largest density) by marching cubes (Lorensen & Cline 1987; scikit-image's
   implementation), vertex colours from ``colors``; written with trimesh as ``.ply``, ``.obj`` or ``.glb``;
 - :func:`point_cloud`: every pixel of a ring of views whose accumulation passes ``opacity``, lifted
   to ``origin + depth * direction`` with its rendered colour (``.ply``);
@@ -57,13 +57,19 @@ def density_grid(representation, resolution: int = 128, chunk: int = 1 << 16) ->
 
 
 @torch.no_grad()
-def mesh(representation, *, resolution: int = 128, threshold: float = 10.0, chunk: int = 1 << 16):
-    """A trimesh ``Trimesh`` of the iso-surface ``density = threshold`` with vertex colours (see the module docstring)."""
+def mesh(representation, *, resolution: int = 128, threshold: float | None = None, chunk: int = 1 << 16):
+    """A trimesh ``Trimesh`` of the iso-surface ``density = threshold`` with vertex colours (see the module docstring).
+
+    ``threshold`` None takes half the largest density on the grid: a distilled field's densities
+    depend on the representation and the run (a voxel grid's reach a few units, a hash grid's hundreds).
+    The level used is ``mesh.metadata["threshold"]``.
+    """
     import trimesh
     from skimage.measure import marching_cubes
 
     grid, bounds = density_grid(representation, resolution, chunk)
     top = float(grid.max())
+    threshold = 0.5 * top if threshold is None else float(threshold)
     if not top > threshold or not float(grid.min()) < threshold:
         raise DiffcoreError(
             f"empty mesh: the density never crosses the threshold {threshold:g} (it lies between {float(grid.min()):.3g} and {top:.3g}); "
@@ -78,7 +84,9 @@ def mesh(representation, *, resolution: int = 128, threshold: float = 10.0, chun
     device = representation.bounds.device
     colors = torch.cat([representation.colors(points[i : i + chunk].to(device)).float().cpu() for i in range(0, len(points), chunk)])
     rgba = np.concatenate([_bytes(colors), np.full((len(colors), 1), 255, np.uint8)], axis=1)
-    return trimesh.Trimesh(vertices=vertices, faces=faces, vertex_normals=normals, vertex_colors=rgba, process=False)
+    surface = trimesh.Trimesh(vertices=vertices, faces=faces, vertex_normals=normals, vertex_colors=rgba, process=False)
+    surface.metadata["threshold"] = threshold
+    return surface
 
 
 def _bytes(colors: torch.Tensor) -> np.ndarray:
