@@ -59,19 +59,24 @@ def run(window, method: str, windows: int, n: int, steps: int, seed: int, cond: 
     return {"calls": timed.calls, "seconds": seconds, "network": timed.seconds}
 
 
-def call_costs(window, cond: Cond, repeats: int = 5) -> None:
-    """Milliseconds per call of the window prior against the batch, on a window and on an overlap
-    strip: what batching can save on this CPU (the per-call overhead) and what it cannot (the work)."""
+def call_costs(window, cond: Cond, repeats: int = 15) -> None:
+    """Milliseconds per call of the window prior against the batch (the median of ``repeats`` calls), on a
+    window and on an overlap strip: what batching can save on this CPU (the per-call overhead) and what
+    it cannot (the work)."""
+    import statistics
+
     print("| input | batch | ms per call | ms per sample |\n|---|---|---|---|")
     for shape in ((32, 32), (32, 16)):
         for batch in (1, 2, 4, 8, 16, 32):
             x = torch.randn(batch, 1, *shape, generator=torch.Generator().manual_seed(0))
+            times = []
             with torch.no_grad():
                 window.predict(x, 0.5, cond)
-                start = time.perf_counter()
                 for _ in range(repeats):
+                    start = time.perf_counter()
                     window.predict(x, 0.5, cond)
-            ms = 1000 * (time.perf_counter() - start) / repeats
+                    times.append(time.perf_counter() - start)
+            ms = 1000 * statistics.median(times)
             print(f"| 1x{shape[0]}x{shape[1]} | {batch} | {ms:.1f} | {ms / batch:.1f} |", flush=True)
     print()
 
