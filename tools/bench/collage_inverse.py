@@ -11,7 +11,9 @@ each 32x32 tile solved alone (``--prior zoo:patches``, one ``diffcore inverse so
 the tiles' measurements) and stitched. The table gives PSNR against the photo, the pseudo-inverse
 and bicubic upsampling (from the command's metrics.json), the seam score at the tile borders (rows
 and columns 32, 64, 96: where independent tiles meet) and at the collage's own window borders, and
-the seconds. A run that fails or gives a non-finite image is reported as such (a loss).
+the seconds. A run that fails or gives a non-finite image is reported as such (a loss). DPS runs
+twice on the canvas: with its default step, set on images of one window, and with the step scaled
+to the canvas (``dps-scaled``, see :func:`solver_specs`); the tiles always take the default.
 
     python tools/bench/collage_inverse.py --work /tmp/collage-inverse --picture docs/collage-inverse.png > collage-inverse.md
 """
@@ -57,8 +59,10 @@ def write_png(path: Path, image: torch.Tensor) -> None:
     Image.fromarray(array).save(path)
 
 
-def psnr(x: torch.Tensor, truth: torch.Tensor) -> float:
-    mse = float(((x - truth) ** 2).mean())
+def psnr(x: torch.Tensor, truth: torch.Tensor, where: torch.Tensor | None = None) -> float:
+    """PSNR with images in [-1, 1] (data range 2), over the pixels ``where`` is True (all by default)."""
+    err = (x - truth) ** 2
+    mse = float(err.mean() if where is None else err[..., where].mean())
     return 10 * math.log10(4 / mse) if mse > 0 else float("inf")
 
 
@@ -129,7 +133,7 @@ def solve_tiles(work: Path, problem: str, y: torch.Tensor, solver: str, steps: i
     restored = torch.zeros(3, SIZE, SIZE)
     operator = PROBLEMS[problem] if not problem.startswith("inpainting") else "inpaint"
     for g, (_, keys) in enumerate(sorted(groups.items())):
-        folder = work / f"tiles-{solver.split(':')[0]}-{g}"
+        folder = work / f"tiles-{solver.replace(':', '-').replace('=', '')}-{g}"
         shutil.rmtree(folder, ignore_errors=True)
         (folder / "y").mkdir(parents=True)
         for r, c in keys:
@@ -152,12 +156,26 @@ def solve_tiles(work: Path, problem: str, y: torch.Tensor, solver: str, steps: i
     return {"image": restored, "seconds": time.perf_counter() - start}
 
 
+def solver_specs(name: str, steps: int) -> tuple[str, str]:
+    """The solver spec for the 128x128 canvas and for a 32x32 tile.
+
+    ``dps-scaled``: DPS steps by ``zeta grad ||r||^2 / ||r||``, which per pixel shrinks as one over the
+    square root of the pixels, so its default ``zeta`` (``0.5 sqrt(1000 / steps)``, set on images of
+    one window) is 4 times too small on a canvas of 16 windows' pixels; the canvas gets it times 4,
+    the tiles keep the default (their size is the one it was set on)."""
+    if name == "dps-scaled":
+        return f"dps:zeta={0.5 * math.sqrt(1000 / steps) * SIZE / TILE:.4g}", "dps"
+    return name, name
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, required=True, help="a folder for the photo, measurements and results")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--overlap", type=int, default=8)
-    parser.add_argument("--solvers", default="ddrm,dps")
+    parser.add_argument(
+        "--solvers", default="ddrm,dps,dps-scaled", help="ddrm, dps (its default step), dps-scaled (the step scaled to the canvas)"
+    )
     parser.add_argument("--problems", default=",".join(PROBLEMS))
     parser.add_argument("--picture", type=Path, default=None)
     args = parser.parse_args()
@@ -176,8 +194,13 @@ def main() -> None:
     print(
         f"Seam scores of the photo itself: {seam_score(truth[None], tiles):.2f} at the tile borders, {seam_score(truth[None], windows):.2f} at the windows'.\n"
     )
-    print("| problem | solver | prior | PSNR (dB) | seam score, tile borders | seam score, window borders | seconds |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| problem | solver | prior | PSNR (dB) | PSNR in the box (dB) | seam score, tile borders | seam score, window borders | seconds |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    top, left, h, w = BOX
+    box = torch.zeros(SIZE, SIZE, dtype=torch.bool)
+    box[top : top + h, left : left + w] = True
     pictures = {}
     for problem in args.problems.split(","):
         spec = PROBLEMS[problem]
@@ -187,34 +210,42 @@ def main() -> None:
         folder.mkdir(exist_ok=True)
         np.save(folder / "y.npy", y[0].numpy())
         baselines_printed = False
-        for solver in args.solvers.split(","):
+        tiles_done: dict[str, dict] = {}
+        for name in args.solvers.split(","):
+            solver, tile_solver = solver_specs(name, args.steps)
             rows = {}
             for label, method in METHODS.items():
                 prior = f"collage:base=zoo:patches,graph=grid,rows={n},cols={n},overlap={args.overlap},method={method}"
-                rows[label] = solve(folder / f"{solver.split(':')[0]}-{method}", prior, spec, solver, args.steps, folder / "y.npy", photo)
-            rows["tiles solved alone"] = solve_tiles(folder, problem, y, solver, args.steps)
+                rows[label] = solve(folder / f"{name}-{method}", prior, spec, solver, args.steps, folder / "y.npy", photo)
+            if tile_solver not in tiles_done:
+                tiles_done[tile_solver] = solve_tiles(folder, problem, y, tile_solver, args.steps)
+            rows["tiles solved alone"] = tiles_done[tile_solver]
             first = next((r for r in rows.values() if "metrics" in r), None)
             if first is not None and not baselines_printed:
                 m = first["metrics"]
-                base = {"pseudo-inverse": m["pinv"]} | {name: v for name, v in m["baselines"].items() if v}
-                for name, v in base.items():
-                    print(f"| {problem} | | {name} | {v['psnr']:.2f} | | | |")
+                base = {"pseudo-inverse": m["pinv"]} | {b: v for b, v in m["baselines"].items() if v}
+                for baseline, v in base.items():
+                    inside = ""
+                    if baseline == "pseudo-inverse" and problem.startswith("inpainting"):
+                        inside = f"{psnr(torch.zeros_like(truth), truth, box):.2f}"  # the pseudo-inverse leaves the box at 0
+                    print(f"| {problem} | | {baseline} | {v['psnr']:.2f} | {inside} | | | |")
                 baselines_printed = True
             for label, r in rows.items():
                 if "error" in r:
-                    print(f"| {problem} | {solver} | {label} | failed: {r['error']} | | | {r['seconds']:.0f} |", flush=True)
+                    print(f"| {problem} | {name} | {label} | failed: {r['error']} | | | | {r['seconds']:.0f} |", flush=True)
                     continue
                 image = r["image"]
                 if not bool(torch.isfinite(image).all()):
-                    print(f"| {problem} | {solver} | {label} | non-finite | | | {r['seconds']:.0f} |", flush=True)
+                    print(f"| {problem} | {name} | {label} | non-finite | | | | {r['seconds']:.0f} |", flush=True)
                     continue
                 own = seam_score(image[None], windows) if label != "tiles solved alone" else float("nan")
                 print(
-                    f"| {problem} | {solver} | {label} | {psnr(image, truth):.2f} | {seam_score(image[None], tiles):.2f} | "
+                    f"| {problem} | {name} | {label} | {psnr(image, truth):.2f} | {psnr(image, truth, box) if problem.startswith('inpainting') else float('nan'):.2f} | "
+                    f"{seam_score(image[None], tiles):.2f} | "
                     f"{own:.2f} | {r['seconds']:.0f} |",
                     flush=True,
                 )
-                pictures[(problem, solver, label)] = image
+                pictures[(problem, name, label)] = image
             pictures[(problem, "measurement")] = read_png(next(iter(folder.glob("*/measurement.png")))) if first is not None else None
     print(
         f"\nzoo:patches windows of {TILE}x{TILE}, grid {n}x{n} overlapping by {args.overlap}; {args.steps} network calls per solve, "

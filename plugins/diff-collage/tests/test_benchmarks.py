@@ -58,3 +58,8 @@ def test_inverse_tiles_cut_the_box_and_score():
     assert all(mask is None for mask in m.tile_masks("super-resolution x2").values())
     truth = torch.zeros(3, 4, 4)
     assert m.psnr(truth + 0.2, truth) == pytest.approx(10 * torch.log10(torch.tensor(4 / 0.04)).item())
+    off = truth.clone()
+    off[:, :2] = 0.2  # wrong in the top half only
+    where = torch.zeros(4, 4, dtype=torch.bool)
+    where[:2] = True
+    assert m.psnr(off, truth, where) == pytest.approx(m.psnr(truth + 0.2, truth)) and m.psnr(off, truth, ~where) == float("inf")

@@ -44,7 +44,7 @@ def _textures():
 
 def test_diffcollage_seams_are_at_most_multidiffusion_s_on_texture_strips():
     """Strips of 4 windows of 32x32 (overlap 16) of brick, grass and gravel, 12 DDIM steps, the same seed
-    (seeds 0 to 4 all give DiffCollage 0.68-1.24 against MultiDiffusion 1.25-1.78); docs/collage.md has
+    (seeds 0 to 4 all give DiffCollage 0.64-1.09 against MultiDiffusion 1.25-1.78); docs/collage.md has
     the full table (overlaps 8 and 16, the mixture, more samples)."""
     textures = _textures()
     g = graphs.chain(4, 32, 16)
