@@ -15,7 +15,7 @@ the seconds. A run that fails or gives a non-finite image is reported as such (a
 twice on the canvas: with its default step, set on images of one window, and with the step scaled
 to the canvas (``dps-scaled``, see :func:`solver_specs`); the tiles always take the default.
 
-    python tools/bench/collage_inverse.py --work /tmp/collage-inverse --picture docs/collage-inverse.png > collage-inverse.md
+    python tools/bench/collage_inverse.py --work collage-inverse-work --picture docs/collage-inverse.png > collage-inverse.md
 """
 
 from __future__ import annotations
