@@ -9,12 +9,20 @@ import diffcore
 def test_diffcore_lists_what_diff_3d_registers():
     (info,) = [p for p in diffcore.plugins() if p.name == "3d"]
     assert info.error is None, info.error
-    assert info.registered == {
+    components = {kind: names for kind, names in info.registered.items() if kind != "command"}  # commands: once the CLI has started
+    assert components == {
         "prior": ["analytic-scene"],
         "representation": ["image", "voxel", "triplane", "nerfacto"],
         "distiller": ["sds", "sjc", "vsd"],
         "tour": ["3d"],
     }
+    from click.testing import CliRunner
+
+    from diffcore.cli import cli
+
+    res = CliRunner().invoke(cli, ["3d", "--help"])
+    assert res.exit_code == 0 and "distill" in res.output and "export" in res.output
+    assert info.registered.get("command") == ["3d"]
     options = {c.name: c.options() for c in diffcore.available("distiller")}
     assert {"guidance_scale", "weighting", "t_min", "t_max", "t_end", "anneal", "grad_clip"} <= set(options["sds"])
     assert "draws" in options["sjc"] and {"second", "lora_rank", "camera_embedding"} <= set(options["vsd"])
