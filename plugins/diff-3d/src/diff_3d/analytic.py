@@ -79,7 +79,7 @@ class SceneViewPrior(PriorBase):
         if tuple(x_t.shape[1:]) != self.sample_shape:
             raise ShapeError(f"x_t has shape {tuple(x_t.shape)}; expected (N, {', '.join(map(str, self.sample_shape))})")
         n = x_t.shape[0]
-        c2w = torch.as_tensor(cond.camera)
+        c2w = torch.as_tensor(cond.camera).detach().cpu()  # the prior computes on the CPU (its device), whatever the inputs'
         if c2w.shape[0] == 1 and n > 1:
             c2w = c2w.expand(n, *c2w.shape[1:])
         if c2w.shape[0] != n:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from diff_3d.cameras import CameraSampler
+from diff_3d.cameras import CameraSampler, to_device
 from diff_3d.distillers.base import surrogate_loss, with_camera
 from diffcore.errors import DiffcoreError
 from diffcore.protocols import Cond, Distillation, Distiller, LossDistiller, Representation
@@ -128,8 +128,10 @@ def distill(
     cameras = cameras if cameras is not None else CameraSampler()
     curve: list[tuple[int, dict[str, float]]] = []
 
+    device = params[0].device
+
     def loss_fn(step: int, g: torch.Generator):
-        camera = cameras.sample(batch, g)
+        camera = to_device(cameras.sample(batch, g), device)  # drawn on the CPU generator, rendered where the representation lives
         images, terms = render_for_training(representation, camera)
         c = with_camera(prior, cond, camera)
         out = objective.loss(prior, images, c, step=step, total_steps=steps, generator=g, camera=camera)

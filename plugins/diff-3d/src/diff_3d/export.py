@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from diff_3d.cameras import camera_rays
+from diff_3d.cameras import camera_rays, index, to_device
 from diffcore.errors import DiffcoreError
 from diffcore.protocols import Camera, Representation3D
 
@@ -101,6 +101,7 @@ def point_cloud(representation, cameras: Camera, *, opacity: float = 0.5):
     import trimesh
 
     _check(representation)
+    cameras = to_device(cameras, representation.bounds.device)
     out = representation.render_outputs(cameras)
     if out.depth is None or out.accumulation is None:
         raise DiffcoreError(f"{type(representation).__name__} renders no depth: no point cloud")
@@ -117,11 +118,11 @@ def point_cloud(representation, cameras: Camera, *, opacity: float = 0.5):
 
 @torch.no_grad()
 def turntable_frames(representation, cameras: Camera, chunk: int = 4) -> torch.Tensor:
-    """The rgb renders (N, C, H, W) in [-1, 1] of ``cameras``, a few views at a time."""
+    """The rgb renders (N, C, H, W) in [-1, 1] of ``cameras``, a few views at a time (on the CPU)."""
+    if isinstance(representation, Representation3D):
+        cameras = to_device(cameras, representation.bounds.device)
     frames = []
     for i in range(0, len(cameras), chunk):
-        from diff_3d.cameras import index
-
         frames.append(representation.render(index(cameras, slice(i, i + chunk))).float().cpu())
     return torch.cat(frames)
 
