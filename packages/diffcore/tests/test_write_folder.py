@@ -30,3 +30,20 @@ def test_other_paths_are_refused_and_a_failure_leaves_the_earlier_output(tmp_pat
         write_folder(out, {"metrics.json": "new", "bad": 3})
     assert (out / "metrics.json").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "mine", "run"]
+
+
+def test_a_tour_section_adds_an_animation_that_plays(tmp_path):
+    import torch
+
+    from diffcore.tour import Tour
+
+    tour = Tour(tmp_path, "demo")
+    frames = torch.linspace(-1, 1, 4).reshape(4, 1, 1, 1).expand(4, 3, 8, 8)
+    path = tour.animation("fade", frames, caption="a fade")
+    from PIL import Image
+
+    with Image.open(path) as gif:
+        assert gif.n_frames == 4 and gif.size == (8, 8)
+    assert tour.animation("again", path.read_bytes()).read_bytes() == path.read_bytes()
+    with pytest.raises(DiffcoreError, match="not a GIF"):
+        tour.animation("bad", b"\x89PNG....")

@@ -169,6 +169,30 @@ def encode_png(grid) -> bytes:
     return buf.getvalue()
 
 
+def encode_gif(frames, fps: float = 8.0, loop: bool = True) -> bytes:
+    """Frames (F, C, H, W) in [-1, 1] with C = 1 or 3 -> the bytes of an animated GIF (Pillow).
+
+    >>> data = encode_gif(torch.zeros(3, 1, 4, 4))
+    >>> data[:6]
+    b'GIF89a'
+    """
+    from diffcore.errors import ShapeError
+
+    frames = torch.as_tensor(frames)
+    if frames.ndim != 4 or frames.shape[1] not in (1, 3) or frames.shape[0] < 1:
+        raise ShapeError(f"frames have shape {tuple(frames.shape)}; expected (F, C, H, W) with C = 1 or 3")
+    try:
+        from PIL import Image
+    except ImportError as exc:
+        raise ImportError('animations in the tour need Pillow: pip install "diffcore[tour]"') from exc
+    pixels = ((frames.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    pixels = pixels.expand(-1, 3, -1, -1).permute(0, 2, 3, 1).numpy()
+    images = [Image.fromarray(p) for p in pixels]
+    out = io.BytesIO()
+    images[0].save(out, format="GIF", save_all=True, append_images=images[1:], duration=max(1, round(1000 / fps)), loop=0 if loop else 1)
+    return out.getvalue()
+
+
 def upscale(grid, target: int = 320, most: int = 8):
     """Nearest-neighbour upscaling so that tiny images stay crisp and visible."""
     h, w = grid.shape[:2]
@@ -288,6 +312,20 @@ class Tour:
         grid = upscale(image_grid(images, nrow=nrow))
         path, rel = self._file(name, ".png")
         write_atomic(path, encode_png(grid))
+        self.blocks.append(_Picture(rel, caption, caption or name))
+        return path
+
+    def animation(self, name: str, frames, caption: str = "", fps: float = 8.0) -> Path:
+        """A looping GIF that plays in the report: GIF bytes as they are, or frames (F, C, H, W) in [-1, 1]
+        (C = 1 or 3) encoded here with Pillow (which matplotlib brings)."""
+        if isinstance(frames, (bytes, bytearray)):
+            if bytes(frames[:6]) not in (b"GIF87a", b"GIF89a"):
+                raise DiffcoreError(f"tour animation {name!r}: the bytes are not a GIF")
+            data = bytes(frames)
+        else:
+            data = encode_gif(frames, fps=fps)
+        path, rel = self._file(name, ".gif")
+        write_atomic(path, data)
         self.blocks.append(_Picture(rel, caption, caption or name))
         return path
 
