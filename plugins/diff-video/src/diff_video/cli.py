@@ -131,7 +131,7 @@ def _conditional(fn):
         [
             click.option("--video", "video_path", required=True, type=click.Path(path_type=Path), help="The input video (MP4, GIF, ...)."),
             click.option("--method", type=click.Choice(["guidance", "replacement"]), default="guidance", show_default=True),
-            click.option("--weight", type=float, default=2.0, show_default=True, help="Reconstruction guidance weight w_r."),
+            click.option("--weight", type=float, default=5.0, show_default=True, help="Reconstruction guidance weight w_r."),
             click.option("--eta", type=float, default=0.0, show_default=True, help="DDIM eta (0: deterministic steps)."),
             click.option("--resize", is_flag=True, help="Resize the input frames to the size the prior takes."),
             click.option("--start", type=float, default=None, help="Read from this time (s)."),

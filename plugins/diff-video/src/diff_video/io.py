@@ -263,7 +263,8 @@ def write_video(path, video, fps: float = 8.0, *, scale: int = 1, crf: int = 18)
     """Write ``video`` ((F, C, H, W) in [-1, 1], or uint8 (F, H, W, 3)) to ``path`` (``.mp4`` or ``.gif``); return the path.
 
     ``scale`` upscales by an integer factor (nearest neighbour); ``crf`` is H.264's quality
-    (0 lossless, 18 visually lossless, 23 libx264's default). MP4 needs an even width and height.
+    (0 lossless, 18 visually lossless, 23 libx264's default). MP4 needs an even width and height; a GIF
+    keeps frame durations in whole hundredths of a second (8 fps reads back as 8.33).
     The file is written under a temporary name and renamed, so a reader never sees part of it.
     """
     path = Path(path)

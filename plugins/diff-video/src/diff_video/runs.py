@@ -69,7 +69,7 @@ class Settings:
     label: int | None = None
     guidance: float = 1.0
     method: str = "guidance"
-    weight: float = 2.0
+    weight: float = 5.0
     eta: float = 0.0
     new: int = 8
     context: int | None = None
