@@ -25,12 +25,8 @@ from diff_3d.validation import recover
 
 
 def gif(tour, name: str, frames: torch.Tensor, caption: str) -> None:
-    """A looping GIF in the report (the tour has PNG pictures; a GIF goes in as a picture file of its own)."""
-    from diffcore.tour import _Picture, write_atomic
-
-    path, rel = tour._file(name, ".gif")
-    write_atomic(path, gif_bytes(frames))
-    tour.blocks.append(_Picture(rel, caption, caption))
+    """A looping GIF in the report."""
+    tour.animation(name, gif_bytes(frames), caption=caption)
 
 
 def upscale(frames: torch.Tensor, factor: int = 3) -> torch.Tensor:
