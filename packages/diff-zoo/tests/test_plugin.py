@@ -38,9 +38,9 @@ def zoo_plugin(monkeypatch):
 
 
 def test_the_four_zoo_priors_are_registered(zoo_plugin):
-    found = {c.name: c for c in diffcore.available("prior") if c.name.startswith("zoo:")}
-    assert sorted(found) == ZOO
-    assert all(c.plugin == "zoo" and c.summary for c in found.values())
+    found = {c.name: c for c in diffcore.available("prior") if c.plugin == "zoo"}
+    assert sorted(found) == ZOO  # other plugins may add zoo: priors of their own (diff-video's zoo:moving-digits)
+    assert all(c.summary for c in found.values())
     assert all({"path", "device", "dtype", "clip_x0"} <= set(c.options()) for c in found.values())
 
 
