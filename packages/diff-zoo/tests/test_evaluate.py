@@ -137,8 +137,10 @@ def test_tour_section_shows_shipped_priors_and_lists_the_others(evaluated_digits
     pictures = [b for b in result.blocks if type(b).__name__ == "_Picture"]
     assert [p.src for p in pictures] == ["zoo/digits.png"]
     assert "of guided samples (scale 2) labelled" in pictures[0].caption
-    metrics = {b.name: b.value for b in result.blocks if type(b).__name__ == "_Metric"}
+    metrics = {b.name: (b.value, b.unit) for b in result.blocks if type(b).__name__ == "_Metric"}
     assert list(metrics) == ["zoo:digits guided samples labelled as their class"]
+    accuracy = json.loads((out / "card" / "metrics.json").read_text())["headline"]["value"]
+    assert metrics["zoo:digits guided samples labelled as their class"] == (round(100 * accuracy, 1), "%")  # a percentage, not a fraction
     text = " ".join(b.markdown for b in result.blocks if type(b).__name__ == "_Text")
     assert "Not shipped yet" in text and "`zoo:phantoms`" in text and "`zoo:digits`" not in text
 

@@ -290,8 +290,10 @@ def needs_extra(tour):
 
 def test_a_failing_section_shows_its_error_and_the_others_still_render(tmp_path):
     sections = [Section("boom", failing_section, "explodes"), Section("fine", picture_section, "pictures"), Section("extra", needs_extra)]
-    index = run_tour(tmp_path, sections=sections, console=Console(file=io.StringIO()))
+    console = Console(file=io.StringIO(), width=200)
+    index = run_tour(tmp_path, sections=sections, console=console)
     page = index.read_text(encoding="utf-8")
+    assert 'pip install "diffcore[tour]"' in console.file.getvalue()  # the extra is not eaten as rich markup
     assert "ZeroDivisionError: the section blew up" in page and "Started, then:" in page
     assert "<strong>fine</strong>" in page and "a ramp" in page and "42" in page
     assert (tmp_path / "fine" / "ramp.png").is_file() and (tmp_path / "fine" / "numbers.csv").read_text().startswith("a,b,c\n")

@@ -76,7 +76,9 @@ def section(tour) -> None:
             headline["text"] + "." if headline else "Not measured yet: `diffcore zoo evaluate " + name + "`."
         )
         tour.image(name, side_by_side(samples, matching(real, labels, count, recipe.n_classes), nrow=nrow, height=360), caption=caption)
-        if headline:
+        if headline and name == "digits":  # a fraction of samples (evaluate.headline), shown in percent: 100 %, not "1"
+            tour.metric(f"zoo:{name} {headline['label']}", round(100 * headline["value"], 1), unit="%")
+        elif headline:
             tour.metric(f"zoo:{name} {headline['label']}", headline["value"])
         rows.append(
             {

@@ -447,9 +447,11 @@ class _Display:
             self.progress.update(self.tasks[name], description=label, completed=done, total=total)
 
     def finish(self, result: SectionResult):
+        from rich.markup import escape
+
         name = result.section.name
         mark = {"ok": "[green]ok[/]", "failed": "[red]failed[/]", "skipped": "[yellow]skipped[/]"}[result.status]
-        note = f": {result.error}" if result.error else ""
+        note = f": {escape(result.error)}" if result.error else ""  # 'pip install "diffcore[tour]"' is not markup
         if self.progress is not None:
             task = self.progress.tasks[self.tasks[name]]
             total = task.total if task.total else 1
