@@ -11,7 +11,7 @@ def test_diffcore_lists_what_diff_3d_registers():
     assert info.error is None, info.error
     components = {kind: names for kind, names in info.registered.items() if kind != "command"}  # commands: once the CLI has started
     assert components == {
-        "prior": ["analytic-scene"],
+        "prior": ["analytic-scene", "zoo:shapes"],
         "representation": ["image", "voxel", "triplane", "nerfacto"],
         "distiller": ["sds", "sjc", "vsd"],
         "tour": ["3d"],

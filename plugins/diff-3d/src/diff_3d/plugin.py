@@ -91,15 +91,25 @@ def analytic_scene(size: int = 32, fov: float = 50.0, std: float = 0.02):
     return SceneViewPrior(size=size, fov=fov, std=std)
 
 
+def shapes(path=None, points=None, device=None, dtype=None):
+    """Class-conditional point clouds (512 points) of spheres, boxes, tori, cylinders and cones: point-voxel diffusion (PVD)"""
+    from diff_3d.points.zoo import load
+
+    return load(path=path, points=points, device=device, dtype=dtype)
+
+
 @hookimpl
 def register_priors(register):
     register("analytic-scene", analytic_scene)
+    register("zoo:shapes", shapes)
 
 
 @hookimpl
 def register_commands(cli):
     from diff_3d.cli import three_d
+    from diff_3d.points.cli import points
 
+    three_d.add_command(points, "points")
     cli.add_command(three_d, "3d")
 
 
