@@ -127,7 +127,7 @@ def test_the_console_script_is_installed_and_reports_errors_in_one_line(tmp_path
     )
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().splitlines() == [
-        "error: unknown prior 'gmn'; known priors: diffusers, diffusers-video, finetuned, gaussian, gmm, stable-diffusion. Did you mean 'gmm'?"
+        "error: unknown prior 'gmn'; known priors: diffusers, diffusers-video, finetuned, gaussian, gmm, stable-diffusion, zero123. Did you mean 'gmm'?"
     ]
     assert proc.stdout == ""
     assert not (tmp_path / "x.npy").exists()

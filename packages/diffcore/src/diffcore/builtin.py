@@ -67,6 +67,13 @@ def diffusers_video(
     )
 
 
+def zero123(path, device=None, dtype=None, trust_pickle=False):
+    """Zero-1-to-3 (diffusers layout): a latent novel-view prior, Cond(image=reference, camera=relative pose)"""
+    from diffcore.adapters.zero123 import load_zero123
+
+    return load_zero123(path, device=device, dtype=dtype, trust_pickle=trust_pickle)
+
+
 @hookimpl
 def register_priors(register):
     register("gmm", gmm, aliases=("gaussian-mixture",))
@@ -75,6 +82,7 @@ def register_priors(register):
     register("stable-diffusion", stable_diffusion, aliases=("sd",))
     register("finetuned", finetuned)
     register("diffusers-video", diffusers_video, aliases=("text-to-video",))
+    register("zero123", zero123, aliases=("zero-1-to-3",))
 
 
 @hookimpl
