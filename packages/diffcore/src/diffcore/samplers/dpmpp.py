@@ -14,29 +14,50 @@ from __future__ import annotations
 
 import torch
 
-from diffcore.samplers._common import coefs
+from diffcore.samplers._common import Grid, on_device
+
+
+def _plan(grid: Grid):
+    """Every step's factors, computed once before the loop (the loop makes no host-device synchronisation).
+
+    Per step: whether it is the last one into sigma = 0 (it returns x0), whether it is second order,
+    and the factors of ``x_s = k_x x_t - k_d D`` with ``D = (1 + w) x0_t - w x0_prev`` (``w = 1 / (2r)``).
+    """
+    steps = grid.steps
+    final_zero = steps > 0 and grid.final(steps)
+    last, second, k_x, k_d, w = [], [], [], [], []
+    prev_h = None
+    for i in range(steps):
+        a_t, s_t = grid.host(i)
+        a_s, s_s = grid.host(i + 1)
+        if grid.final(i + 1):
+            last.append(True), second.append(False), k_x.append(None), k_d.append(None), w.append(None)
+            continue
+        h = (torch.log(a_s) - torch.log(s_s)) - (torch.log(a_t) - torch.log(s_t))
+        before_final = i + 2 == steps and final_zero
+        use_second = i > 0 and prev_h is not None and not before_final
+        last.append(False), second.append(use_second)
+        w.append(0.5 / (prev_h / h) if use_second else None)
+        k_x.append(s_s / s_t)
+        k_d.append(a_s * torch.expm1(-h))
+        prev_h = h
+    return tuple(last), tuple(second), *on_device(grid.alpha, k_x, k_d, w)
 
 
 @torch.no_grad()
 def dpmpp_2m(prior, x, ts, *, cond=None, generator=None, callback=None):
-    prev_x0, prev_h = None, None
-    steps = len(ts) - 1
-    for i in range(steps):
-        t, s = ts[i], ts[i + 1]
+    last, second, k_x, k_d, w = _plan(Grid.of(prior.schedule, ts, x))
+    prev_x0 = None
+    for i in range(len(ts) - 1):
+        t = ts[i]
         pred = prior.predict(x, t, cond)
-        a_t, s_t = coefs(prior.schedule, t, x)
-        a_s, s_s = coefs(prior.schedule, s, x)
-        if float(s_s) == 0:
+        if last[i]:
             x = pred.x0
         else:
-            h = (torch.log(a_s) - torch.log(s_s)) - (torch.log(a_t) - torch.log(s_t))
             d = pred.x0
-            before_final = i + 2 == steps and float(coefs(prior.schedule, ts[-1], x)[1]) == 0
-            if prev_x0 is not None and not before_final:
-                r = prev_h / h
-                d = (1 + 0.5 / r) * pred.x0 - (0.5 / r) * prev_x0
-            x = (s_s / s_t) * x - a_s * torch.expm1(-h) * d
-            prev_h = h
+            if second[i]:
+                d = (1 + w[i]) * pred.x0 - w[i] * prev_x0
+            x = k_x[i] * x - k_d[i] * d
         prev_x0 = pred.x0
         if callback is not None:
             callback(i, t, x, pred)
