@@ -14,7 +14,7 @@ def test_diffcore_lists_what_diff_3d_registers():
         "prior": ["analytic-scene", "zoo:shapes"],
         "representation": ["image", "voxel", "triplane", "nerfacto"],
         "distiller": ["sds", "sjc", "vsd"],
-        "tour": ["3d"],
+        "tour": ["3d", "3d-points"],
     }
     from click.testing import CliRunner
 

@@ -118,3 +118,36 @@ def test_the_shipped_prior_is_small_and_draws_its_classes():
     boxes = diffcore.sample(prior, 2, steps=25, sampler="ddim", cond=Cond(labels=torch.tensor([1])), generator=gen)
     box_radius = (boxes - boxes.mean(dim=1, keepdim=True)).norm(dim=2)
     assert float((radius.std(dim=1) / radius.mean(dim=1)).max()) < float((box_radius.std(dim=1) / box_radius.mean(dim=1)).min())
+
+
+def test_the_tour_section_runs_on_a_trained_prior(trained, tmp_path, monkeypatch):
+    import shutil
+
+    from diffcore.tour import run_tour
+
+    shutil.copytree(trained[0], tmp_path / "weights" / "shapes")
+    monkeypatch.setattr(zoo, "WEIGHTS_DIR", tmp_path / "weights")
+    run_tour(tmp_path / "tour", only=["3d-points"], quick=True)
+    (section,) = json.loads((tmp_path / "tour" / "report.json").read_text())["sections"]
+    assert section["status"] == "ok", section["error"]
+    values = {name: value["value"] for name, value in section["metrics"].items()}
+    assert 0 <= values["generated clouds nearest a held-out shape of their class"] <= 1
+    assert values["Chamfer distance to the whole shape, the half alone"] > 0
+    assert sorted(p.name for p in (tmp_path / "tour" / "3d-points").glob("*.gif")) == ["completion.gif", "shapes.gif"]
+
+
+def test_the_measurements_and_the_card(trained):
+    from diff_3d.points.card import render_card
+    from diff_3d.points.evaluate import cut, evaluate
+
+    out, summary = trained
+    result = evaluate(zoo.load(out), per_class=1, steps=2)
+    gen, comp = result["generation"], result["completion"]
+    assert gen["clouds"].shape == (5, 64, 3) and len(comp["examples"]) == 5
+    assert set(gen["generated"]) == {"mmd-cd", "cov-cd", "1-nna-cd", "mmd-emd", "cov-emd", "1-nna-emd", "class match"}
+    assert 0 < gen["held-out (floor)"]["mmd-cd"] and comp["half alone"]["cd"] > 0
+    card = render_card(summary, {"protocol": result["protocol"], "generation": gen, "completion": comp})
+    assert f"| held-out (floor) | {gen['held-out (floor)']['mmd-cd']:g} |" in card and f"final loss {summary['final_loss']}" in card
+    cloud = torch.randn(100, 3, generator=torch.Generator().manual_seed(0))
+    half = cut(cloud, torch.Generator().manual_seed(1))
+    assert 0 < len(half) < 100 and all(any(torch.equal(p, q) for q in cloud) for p in half[:5])

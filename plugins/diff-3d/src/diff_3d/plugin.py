@@ -120,6 +120,14 @@ def tour(tour):
     section(tour)
 
 
+def tour_points(tour):
+    """zoo:shapes: one generated point cloud per class, and halves of held-out shapes completed by replacement"""
+    from diff_3d.points.tour_section import section
+
+    section(tour)
+
+
 @hookimpl
 def register_tour(register):
     register("3d", tour, summary="A known scene recovered by score distillation (turntable), and a zoo prior distilled to 2-D and 3-D")
+    register("3d-points", tour_points, summary="zoo:shapes: point clouds generated per class, and shapes completed by replacement")
