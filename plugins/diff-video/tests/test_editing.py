@@ -1,0 +1,128 @@
+"""Video editors: chunked cross-frame attention equals the kernel's one-batch attention, chunking changes nothing,
+fused maps act, inversion round trips, bad input is refused on one line."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import diffcore
+from diff_video.editing import EDITORS, EditSettings, StreamedCrossFrame, ddim_denoise, ddim_invert, edit_times, edit_video, make_editor
+from diff_video.editing.metrics import psnr
+from diffcore.attention import CrossFrameAttention, control
+from diffcore.errors import DiffcoreError
+from diffcore.testing import save_tiny_unet_pipeline
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    folder = save_tiny_unet_pipeline(tmp_path_factory.mktemp("tiny"), sample_size=8, channels=1, clip_sample=False)
+    return diffcore.create("prior", "diffusers", path=str(folder))
+
+
+def _video(frames, seed=0, size=8):
+    g = torch.Generator().manual_seed(seed)
+    base = torch.randn(1, 1, size, size, generator=g) * 0.5
+    drift = torch.randn(frames, 1, size, size, generator=g) * 0.1
+    return (base + drift.cumsum(0)).clamp(-1, 1)
+
+
+@pytest.mark.parametrize("attend", ["first", "previous", "first+previous"])
+@pytest.mark.parametrize("groups", [1, 2])
+def test_streamed_cross_frame_equals_one_batch_cross_frame(tiny, attend, groups):
+    frames, chunk = 7, 3
+    x = torch.randn(groups * frames, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    t = torch.full((groups * frames,), 500)
+    with torch.no_grad(), control(tiny, CrossFrameAttention(frames, attend)):
+        whole = tiny.network(x, t).sample
+    streamed = StreamedCrossFrame(attend)
+    parts = []
+    by_group = x.reshape(groups, frames, 1, 8, 8)
+    for a in range(0, frames, chunk):
+        piece = by_group[:, a : a + chunk]
+        streamed.chunk(piece.shape[1])
+        with torch.no_grad(), control(tiny, streamed):
+            parts.append(tiny.network(piece.reshape(-1, 1, 8, 8), t[: piece.shape[0] * piece.shape[1]]).sample.reshape(piece.shape))
+    assert streamed.nbytes > 0  # the anchor and the last frame per layer call, whatever the frame count
+    torch.testing.assert_close(torch.cat(parts, 1).reshape(whole.shape), whole, atol=1e-5, rtol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return diffcore.create("prior", "zoo:digits")
+
+
+def test_inversion_round_trip_improves_with_refinement(digits):
+    from diff_video.editing.synthetic import moving_rotating_digit
+
+    x, label = moving_rotating_digit(2, 3)
+    cond = diffcore.Cond(labels=torch.tensor([label] * 3))
+    times = edit_times(digits.schedule, 10, 0.6)
+    errors = []
+    for refine in (0, 2):
+        back = ddim_denoise(digits, ddim_invert(digits, x, times, cond, refine=refine), times, cond)
+        errors.append((back - x).abs().max().item())
+    assert errors[1] < errors[0] / 5
+
+
+@pytest.mark.parametrize("name,options", [("pix2video", {"weight": 1.0}), ("fatezero", {"replace": 0.5}), ("cross-frame", {})])
+def test_chunking_changes_nothing(tiny, name, options):
+    video = _video(7)
+    settings = {"steps": 6, "strength": 0.7, "guidance": 1.0, "refine": 1}
+    whole = edit_video(tiny, video, None, editor=make_editor(name, **options), settings=EditSettings(chunk=7, **settings))
+    chunked = edit_video(tiny, video, None, editor=make_editor(name, **options), settings=EditSettings(chunk=3, **settings))
+    torch.testing.assert_close(chunked, whole, atol=1e-4, rtol=1e-4)
+
+
+def test_fatezero_fuses_recorded_maps(tiny, tmp_path):
+    video = _video(5)
+    settings = EditSettings(steps=6, strength=0.8, chunk=2, refine=1)
+    plain = edit_video(tiny, video, None, editor=make_editor("cross-frame", attend="first+previous"), settings=settings)
+    none = edit_video(tiny, video, None, editor=make_editor("fatezero", replace=0.0, folder=str(tmp_path)), settings=settings)
+    # no fused step: the cross-frame edit, up to rounding (recording computes the probabilities explicitly, not fused)
+    torch.testing.assert_close(none, plain, atol=1e-3, rtol=0)
+    fused = edit_video(tiny, video, None, editor=make_editor("fatezero", replace=1.0, folder=str(tmp_path)), settings=settings)
+    assert (fused - plain).abs().max() > 2e-2
+    assert not any(tmp_path.iterdir())  # every chunk's record deleted once its edit is done
+
+
+def test_pix2video_weight_zero_is_anchor_previous_cross_frame(tiny):
+    video = _video(5)
+    settings = EditSettings(steps=5, strength=0.6, chunk=2, refine=1)
+    a = edit_video(tiny, video, None, editor=make_editor("pix2video", weight=0.0), settings=settings)
+    b = edit_video(tiny, video, None, editor=make_editor("cross-frame", attend="first+previous"), settings=settings)
+    torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
+    c = edit_video(tiny, video, None, editor=make_editor("pix2video", weight=0.05), settings=settings)
+    assert (c - a).abs().max() > 1e-3
+    # the pull towards the previous frame makes consecutive frames closer
+    assert (c[1:] - c[:-1]).abs().mean() < (a[1:] - a[:-1]).abs().mean()
+
+
+@pytest.mark.parametrize("name", sorted(EDITORS))
+def test_identity_on_the_synthetic_video(digits, name):
+    from diff_video.editing.synthetic import moving_rotating_digit
+
+    prior = digits
+    video, label = moving_rotating_digit(2, 6)
+    options = {"weight": 0.0} if name == "pix2video" else {}
+    out = edit_video(prior, video, label, source=label, editor=make_editor(name, **options), settings=EditSettings(steps=10, strength=0.6))
+    assert psnr(out, video) >= 30.0
+
+
+def test_bad_input_is_one_line(tiny):
+    textures = diffcore.create("prior", "zoo:textures")
+    video = torch.zeros(3, 1, 32, 32)
+    for name in ("pix2video", "fatezero", "cross-frame"):
+        with pytest.raises(DiffcoreError, match="needs self-attention layers") as info:
+            edit_video(textures, video, "brick", editor=make_editor(name))
+        assert "\n" not in str(info.value)
+    with pytest.raises(DiffcoreError, match="not a class of this prior"):
+        edit_video(textures, video, "marble", editor=make_editor("per-frame"))
+    with pytest.raises(DiffcoreError, match="cannot be conditioned"):
+        edit_video(tiny, _video(2), "a cat", editor=make_editor("per-frame"))
+    with pytest.raises(DiffcoreError, match="unknown editor"):
+        make_editor("magic")
+    with pytest.raises(DiffcoreError, match="strength"):
+        EditSettings(strength=0.0)
+    out = edit_video(textures, video, "brick", source="grass", editor=make_editor("per-frame"), settings=EditSettings(steps=2))
+    assert out.shape == video.shape  # the per-frame editor needs no attention
