@@ -12,7 +12,7 @@ def test_diffcore_lists_what_diff_3d_registers():
     components = {kind: names for kind, names in info.registered.items() if kind != "command"}  # commands: once the CLI has started
     assert components == {
         "prior": ["analytic-scene", "zoo:shapes"],
-        "representation": ["image", "voxel", "triplane", "nerfacto"],
+        "representation": ["image", "voxel", "triplane", "nerfacto", "gaussians"],
         "distiller": ["sds", "sjc", "vsd"],
         "tour": ["3d", "3d-points"],
     }

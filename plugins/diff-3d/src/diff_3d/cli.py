@@ -164,6 +164,7 @@ def distill_command(
 def export_command(config_path, out, formats, resolution, threshold, opacity, frames, size, device):
     """Mesh (marching cubes, .ply/.obj/.glb with vertex colours), point cloud (.ply) and turntable GIF of a trained representation."""
     from diff_3d.export import MESH_FORMATS, gif_bytes, mesh, point_cloud, turntable_frames, write_mesh
+    from diff_3d.representations.gaussians import Gaussians
     from diff_3d.runs import load_any
     from diffcore.tour import write_atomic
 
@@ -179,6 +180,8 @@ def export_command(config_path, out, formats, resolution, threshold, opacity, fr
     views = _views(config_path, size)
     written.append(write_mesh(point_cloud(representation, views.turntable(12), opacity=opacity), out / "points.ply"))
     written.append(write_atomic(out / "turntable.gif", gif_bytes(turntable_frames(representation, views.turntable(frames)))))
+    if isinstance(representation, Gaussians):  # also the 3DGS .ply that splat viewers read
+        written.append(write_atomic(out / "splats.ply", representation.splat_ply()))
     report = {"threshold": surface.metadata["threshold"], "vertices": len(surface.vertices), "faces": len(surface.faces)}
     click.echo(json.dumps({**report, "files": [str(p) for p in written]}))
 

@@ -67,12 +67,52 @@ def nerfacto(
     )
 
 
+def gaussians(
+    count: int = 1000,
+    capacity: int | None = None,
+    half_size: float = 1.0,
+    init_radius: float = 0.6,
+    init_scale: float = 0.06,
+    init_opacity: float = 0.1,
+    background=1.0,
+    channels: int = 3,
+    densify_every: int = 100,
+    densify_from: int = 100,
+    densify_until: int | None = None,
+    grow: float = 0.1,
+    min_opacity: float = 0.005,
+    backend: str = "torch",
+    seed: int = 0,
+):
+    """3-D Gaussians (3D Gaussian Splatting): a plain-torch rasteriser (gsplat on CUDA), densification and pruning"""
+    from diff_3d.representations.gaussians import Gaussians
+
+    return Gaussians(
+        count,
+        capacity,
+        half_size=half_size,
+        init_radius=init_radius,
+        init_scale=init_scale,
+        init_opacity=init_opacity,
+        background=background,
+        channels=channels,
+        densify_every=densify_every,
+        densify_from=densify_from,
+        densify_until=densify_until,
+        grow=grow,
+        min_opacity=min_opacity,
+        backend=backend,
+        seed=seed,
+    )
+
+
 @hookimpl
 def register_representations(register):
     register("image", image)
     register("voxel", voxel, aliases=("voxels",))
     register("triplane", triplane)
     register("nerfacto", nerfacto)
+    register("gaussians", gaussians, aliases=("splats",))
 
 
 @hookimpl
