@@ -83,7 +83,9 @@ def wheels(tmp_path_factory, run_command) -> dict[Path, Wheel]:
 
     def build(folder: Path) -> tuple[Path, Wheel]:
         dest = out / folder.name
-        run_command([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--skip-dependency-check", "--outdir", str(dest), str(folder)])
+        run_command(
+            [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--skip-dependency-check", "--outdir", str(dest), str(folder)]
+        )
         (wheel,) = dest.glob("*.whl")
         return folder, Wheel(wheel)
 
@@ -113,7 +115,9 @@ def test_version_is_the_workspace_version(wheels, folder):
 def test_siblings_are_pinned_exactly(wheels, folder):
     for req in wheels[folder].requirements:
         if canonicalize_name(req.name) in SIBLINGS:
-            assert str(req.specifier) == f"=={WORKSPACE_VERSION}", f"{folder.name} requires {req}; siblings pin each other exactly: {req.name}=={WORKSPACE_VERSION}"
+            assert str(req.specifier) == f"=={WORKSPACE_VERSION}", (
+                f"{folder.name} requires {req}; siblings pin each other exactly: {req.name}=={WORKSPACE_VERSION}"
+            )
 
 
 @pytest.mark.parametrize("folder", PACKAGES, ids=lambda p: p.name)
@@ -129,7 +133,9 @@ def test_metadata_is_complete(wheels, folder):
 def test_wheel_ships_the_source_tree_and_nothing_else(wheels, folder):
     """Every file under src/ (modules, py.typed, package data) is in the wheel; tests are not."""
     src = folder / "src"
-    expected = {p.relative_to(src).as_posix() for p in src.rglob("*") if p.is_file() and not SKIP.intersection(p.parts) and p.suffix != ".pyc"}
+    expected = {
+        p.relative_to(src).as_posix() for p in src.rglob("*") if p.is_file() and not SKIP.intersection(p.parts) and p.suffix != ".pyc"
+    }
     shipped = {n for n in wheels[folder].names if not n.startswith(wheels[folder].dist_info + "/")}
     assert expected, f"{folder.name} has no files under src/"
     assert sorted(expected - shipped) == [], f"{folder.name}'s wheel lacks files from src/"
@@ -146,19 +152,25 @@ def test_entry_points_resolve_inside_the_wheel(wheels, folder):
             if module.split(".")[0] not in tops:
                 continue  # points at another distribution
             path = module.replace(".", "/")
-            assert {f"{path}.py", f"{path}/__init__.py"} & wheel.names, f"{folder.name}: entry point [{group}] {name} = {value} names a module the wheel does not ship"
+            assert {f"{path}.py", f"{path}/__init__.py"} & wheel.names, (
+                f"{folder.name}: entry point [{group}] {name} = {value} names a module the wheel does not ship"
+            )
 
 
 @pytest.mark.parametrize("folder", PLUGINS, ids=lambda p: p.name)
 def test_plugin_has_a_diffcore_entry_point(wheels, folder):
     wheel = wheels[folder]
-    assert wheel.entry_points.has_section("diffcore") and wheel.entry_points.items("diffcore"), f"{folder.name} declares no entry point in the diffcore group"
+    assert wheel.entry_points.has_section("diffcore") and wheel.entry_points.items("diffcore"), (
+        f"{folder.name} declares no entry point in the diffcore group"
+    )
     assert any(canonicalize_name(r.name) == "diffcore" for r in wheel.requirements), f"{folder.name} must require diffcore"
 
 
 def test_kernel_requires_only_what_the_design_allows(wheels):
     always = {canonicalize_name(r.name) for r in wheels[KERNEL].requirements if not _extra_only(r)}
-    assert always <= KERNEL_REQUIRES, f"diffcore requires {sorted(always - KERNEL_REQUIRES)} unconditionally; the kernel may only require {sorted(KERNEL_REQUIRES)}"
+    assert always <= KERNEL_REQUIRES, (
+        f"diffcore requires {sorted(always - KERNEL_REQUIRES)} unconditionally; the kernel may only require {sorted(KERNEL_REQUIRES)}"
+    )
 
 
 def test_kernel_takes_diffusers_only_as_an_extra(wheels):

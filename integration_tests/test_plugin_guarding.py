@@ -172,7 +172,8 @@ PROBE = """
     del os.environ["DIFFCORE_PLUGINS"]
     report["plugins"] = snapshot()
     report["priors"] = {c.name: c.plugin for c in diffcore.available("prior")}
-    report["available"] = {kind: {c.name: c.plugin for c in diffcore.available(kind)} for kind in ("operator", "solver", "representation", "distiller")}
+    kinds = ("operator", "solver", "representation", "distiller")
+    report["available"] = {kind: {c.name: c.plugin for c in diffcore.available(kind)} for kind in kinds}
     report["built"] = [
         callable(diffcore.create("solver", "good-solver")),
         isinstance(diffcore.create("representation", "good-picture", size=2), diffcore.protocols.Representation),
@@ -204,7 +205,11 @@ def report(site, run_python):
 
 def test_plugin_that_raises_at_import_is_reported_by_name_and_skipped(report):
     plugins = report["plugins"]
-    for name, error in [("broken", "RuntimeError: boom at import"), ("exits", "SystemExit: 3"), ("missing-dep", "diffcore_test_no_such_dependency")]:
+    for name, error in [
+        ("broken", "RuntimeError: boom at import"),
+        ("exits", "SystemExit: 3"),
+        ("missing-dep", "diffcore_test_no_such_dependency"),
+    ]:
         assert plugins[name]["error"].startswith("failed to import"), plugins[name]
         assert error in plugins[name]["error"]
         assert plugins[name]["registered"] == {}
@@ -219,7 +224,12 @@ def test_plugin_that_raises_at_import_is_reported_by_name_and_skipped(report):
         "distiller": ["good-distiller"],
     }
     assert report["priors"]["good-prior"] == "good" and report["priors"]["gmm"] == "diffcore"
-    for kind, name in [("operator", "good-op"), ("solver", "good-solver"), ("representation", "good-picture"), ("distiller", "good-distiller")]:
+    for kind, name in [
+        ("operator", "good-op"),
+        ("solver", "good-solver"),
+        ("representation", "good-picture"),
+        ("distiller", "good-distiller"),
+    ]:
         assert report["available"][kind][name] == "good"
     assert report["built"] == [True, True, True]
 
@@ -331,7 +341,9 @@ def test_the_later_plugin_loses_a_name_clash_and_keeps_none_of_that_hook(entry_p
 
 
 def test_a_plugin_clashing_with_itself_or_using_a_bad_name_is_reported(entry_point):
-    host = PluginHost(entry_points=[entry_point("twice", _priors("a", "a")), entry_point("shouty", _priors("Loud")), entry_point("fine", _priors("fine"))])
+    host = PluginHost(
+        entry_points=[entry_point("twice", _priors("a", "a")), entry_point("shouty", _priors("Loud")), entry_point("fine", _priors("fine"))]
+    )
     assert "'a' is already registered by plugin 'twice'" in host.infos["twice"].error
     assert "invalid prior name 'Loud' from plugin 'shouty'" in host.infos["shouty"].error
     assert {"a", "Loud"}.isdisjoint(host.registry.names("prior")) and "fine" in host.registry.names("prior")

@@ -46,7 +46,10 @@ def check_name(name: str) -> str:
     plugin name 'diffcore' is taken (by diffcore, Python or the standard library); choose another
     """
     if not NAME.match(name):
-        raise TemplateError(f"invalid plugin name {name!r}: use lowercase letters and digits, words joined by single hyphens, starting with a letter (e.g. diff-example)")
+        raise TemplateError(
+            f"invalid plugin name {name!r}: use lowercase letters and digits, words joined by single hyphens, starting with a letter "
+            "(e.g. diff-example)"
+        )
     import_name = name.replace("-", "_")
     if name in RESERVED or keyword.iskeyword(import_name) or import_name in sys.stdlib_module_names:
         raise TemplateError(f"plugin name {name!r} is taken (by diffcore, Python or the standard library); choose another")
@@ -105,7 +108,9 @@ def render(name: str, out: Path, *, version: str | None = None, template: Path =
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Create a new diffcore plugin package from the template.")
     parser.add_argument("name", help="distribution and plugin name, e.g. diff-example")
-    parser.add_argument("--out", type=Path, default=ROOT / "plugins", help="folder to create the package in (default: the workspace's plugins/)")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "plugins", help="folder to create the package in (default: the workspace's plugins/)"
+    )
     args = parser.parse_args(argv)
     try:
         target = render(args.name, args.out)

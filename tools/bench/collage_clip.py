@@ -68,7 +68,8 @@ def zoo_rows(name, window, graph, n, steps, seed, cond):
         finite = bool(torch.isfinite(x).all())
         score = seam_score(x, graph) if finite else float("nan")
         rows.append(
-            f"| {name} | {label} | {score:.2f} | {float(x.std()) / ref_std:.2f} | {float((x.abs() > 0.99).float().mean()):.3f} | {seconds:.0f} |"
+            f"| {name} | {label} | {score:.2f} | {float(x.std()) / ref_std:.2f} | {float((x.abs() > 0.99).float().mean()):.3f} | "
+            f"{seconds:.0f} |"
         )
         print(rows[-1], flush=True)
     return rows

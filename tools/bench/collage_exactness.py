@@ -63,7 +63,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(
-        "| rho | overlap | method | DDIM max error | DDIM autocov. error | DDPM max error | DDPM autocov. error |\n|---|---|---|---|---|---|---|"
+        "| rho | overlap | method | DDIM max error | DDIM autocov. error | DDPM max error | DDPM autocov. error "
+        "|\n|---|---|---|---|---|---|---|"
     )
     start = time.perf_counter()
     for rho in (float(r) for r in args.rhos.split(",")):
@@ -84,7 +85,8 @@ def main() -> None:
                 cells = [float((cd - truth).abs().max()), acf_error(cd, rho), float((cp - truth).abs().max()), acf_error(cp, rho)]
                 print(f"| {rho} | {overlap} | {name} | " + " | ".join(f"{c:.3f}" for c in cells) + " |", flush=True)
     print(
-        f"\n{args.steps} steps of each sampler on the DDPM linear schedule (1000 training steps); {time.perf_counter() - start:.0f} s on this CPU."
+        f"\n{args.steps} steps of each sampler on the DDPM linear schedule (1000 training steps); {time.perf_counter() - start:.0f} s on "
+        "this CPU."
     )
 
 

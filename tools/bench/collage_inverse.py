@@ -192,7 +192,8 @@ def main() -> None:
     windows = graphs.grid(n, n, TILE, args.overlap)
     tiles = graphs.grid(SIZE // TILE, SIZE // TILE, TILE, 0)
     print(
-        f"Seam scores of the photo itself: {seam_score(truth[None], tiles):.2f} at the tile borders, {seam_score(truth[None], windows):.2f} at the windows'.\n"
+        f"Seam scores of the photo itself: {seam_score(truth[None], tiles):.2f} at the tile borders, "
+        f"{seam_score(truth[None], windows):.2f} at the windows'.\n"
     )
     print(
         "| problem | solver | prior | PSNR (dB) | PSNR in the box (dB) | seam score, tile borders | seam score, window borders | seconds |"
@@ -240,7 +241,8 @@ def main() -> None:
                     continue
                 own = seam_score(image[None], windows) if label != "tiles solved alone" else float("nan")
                 print(
-                    f"| {problem} | {name} | {label} | {psnr(image, truth):.2f} | {psnr(image, truth, box) if problem.startswith('inpainting') else float('nan'):.2f} | "
+                    f"| {problem} | {name} | {label} | {psnr(image, truth):.2f} | "
+                    f"{psnr(image, truth, box) if problem.startswith('inpainting') else float('nan'):.2f} | "
                     f"{seam_score(image[None], tiles):.2f} | "
                     f"{own:.2f} | {r['seconds']:.0f} |",
                     flush=True,

@@ -45,7 +45,8 @@ class Timed(PriorWrapper):
 
 
 def run(window, method: str, windows: int, n: int, steps: int, seed: int, cond: Cond | None = None, size: int = 32) -> dict:
-    """One canvas of ``windows`` windows of ``size`` (overlap half a window) by ``method``: network calls, seconds, seconds in the network."""
+    """One canvas of ``windows`` windows of ``size`` (overlap half a window) by ``method``: network calls, seconds, seconds in the
+    network."""
     timed = Timed(window)
     g = graphs.chain(windows, size, size // 2)
     start = time.perf_counter()
@@ -132,7 +133,8 @@ def main() -> None:
         for method in METHODS:
             r = results[(method, windows)]
             print(
-                f"| {windows} | 32x{32 + 16 * (windows - 1)} | {method} | {r['calls']} | {r['seconds']:.2f} | {r['seconds'] / windows:.3f} | "
+                f"| {windows} | 32x{32 + 16 * (windows - 1)} | {method} | {r['calls']} | {r['seconds']:.2f} | "
+                f"{r['seconds'] / windows:.3f} | "
                 f"{100 * r['network'] / r['seconds']:.0f}% | {base / r['seconds']:.1f}x |",
                 flush=True,
             )

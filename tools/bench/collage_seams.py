@@ -49,7 +49,8 @@ def main() -> None:
     textures, patches = diffcore.create("prior", "zoo:textures"), diffcore.create("prior", "zoo:patches")
     labels = torch.arange(3).repeat(args.n)
     print(
-        "| prior | overlap | method | seam score | brick | grass | gravel | calls per step | seconds |\n|---|---|---|---|---|---|---|---|---|"
+        "| prior | overlap | method | seam score | brick | grass | gravel | calls per step | seconds "
+        "|\n|---|---|---|---|---|---|---|---|---|"
     )
     kept = {}
     for overlap in (8, 16):

@@ -113,7 +113,10 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     rows = bench(args.device, args.size, args.steps, args.repeats, args.batch)
     name = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"cpu, {torch.get_num_threads()} threads"
-    print(f"DDIM, {args.steps} steps, batch {args.batch} x 3 x {args.size} x {args.size}, median of {args.repeats} interleaved runs ({name}, torch {torch.__version__})\n")
+    print(
+        f"DDIM, {args.steps} steps, batch {args.batch} x 3 x {args.size} x {args.size}, median of {args.repeats} interleaved runs "
+        f"({name}, torch {torch.__version__})\n"
+    )
     print("| network | diffusers ms/step | diffcore ms/step | ratio diffcore/diffusers | max abs diff |")
     print("|---|---:|---:|---:|---:|")
     for label, d, c, ratio, diff in rows:

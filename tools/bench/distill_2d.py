@@ -94,12 +94,14 @@ def main() -> None:
     }
     print(f"\nzoo:digits, labels {args.labels}, {args.seeds} seeds each, guidance {args.guidance:g}, {args.steps} steps\n")
     print(
-        "| | classifier accuracy | saturation (share beyond +-0.95) | diversity (pairwise RMS within a label) | Frechet (classifier features) | s per image |"
+        "| | classifier accuracy | saturation (share beyond +-0.95) | diversity (pairwise RMS within a label) | Frechet (classifier "
+        "features) | s per image |"
     )
     print("|---|---|---|---|---|---|")
     for name, r in results.items():
         print(
-            f"| {name} | {r['accuracy']:.2f} | {r['saturation']:.3f} | {r['diversity']:.3f} | {r['frechet']:.1f} | {r['seconds per image']:.1f} |"
+            f"| {name} | {r['accuracy']:.2f} | {r['saturation']:.3f} | {r['diversity']:.3f} | {r['frechet']:.1f} | "
+            f"{r['seconds per image']:.1f} |"
         )
     if args.out:
         from diffcore.tour import encode_png, image_grid, upscale

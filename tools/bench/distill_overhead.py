@@ -169,7 +169,8 @@ def main() -> None:
                 rows.append(measure(case, name, args, f"{folder}/{case}-{name}"))
                 r = rows[-1]
                 print(
-                    f"{case} {name}: bare {r['bare_ms']:.1f} ms, step {r['step_ms']:.1f} ms, overhead {100 * r['overhead']:+.1f}%, {r['it/s']:.1f} it/s",
+                    f"{case} {name}: bare {r['bare_ms']:.1f} ms, step {r['step_ms']:.1f} ms, overhead {100 * r['overhead']:+.1f}%, "
+                    f"{r['it/s']:.1f} it/s",
                     flush=True,
                 )
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU, {args.threads} thread(s)"

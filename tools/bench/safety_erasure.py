@@ -49,14 +49,16 @@ def run(method: str, concept: int, out: Path, steps: int | None) -> dict:
 def markdown(f: dict) -> str:
     c = f["concept"]
     lines = [
-        f"**{f['method']}** ({f['selection']}, {f['trained_values']} values trained, {f['steps']} steps; erase {f['erase_time_s']} s, with the measurement {f['total_time_s']} s wall, {f.get('cpu_time_s', '?')} s CPU)",
+        f"**{f['method']}** ({f['selection']}, {f['trained_values']} values trained, {f['steps']} steps; erase {f['erase_time_s']} s, "
+        f"with the measurement {f['total_time_s']} s wall, {f.get('cpu_time_s', '?')} s CPU)",
         "",
         "| class | " + " | ".join(str(k) for k in range(10)) + " |",
         "|---|" + "---|" * 10,
         "| before | " + " | ".join(f"{100 * r:.0f}" for r in f["rates_before"]) + " |",
         "| after | " + " | ".join(f"**{100 * r:.0f}**" if k == c else f"{100 * r:.0f}" for k, r in enumerate(f["rates_after"])) + " |",
         "",
-        f"Frechet distance of the other classes to their test digits: {f['frechet_others_before']} before, {f['frechet_others_after']} after ({100 * f['frechet_change']:+.1f} %); largest drop of another class {100 * f['largest_drop_other_class']:.1f} points.",
+        f"Frechet distance of the other classes to their test digits: {f['frechet_others_before']} before, {f['frechet_others_after']} "
+        f"after ({100 * f['frechet_change']:+.1f} %); largest drop of another class {100 * f['largest_drop_other_class']:.1f} points.",
         "",
         "| class "
         + str(c)
@@ -80,8 +82,10 @@ def tour_files(f: dict, grid: Path, results: Path) -> None:
     c = f["concept"]
     summary = (
         f"Digit {c} erased from zoo:digits with {f['method']} ({f['selection']}, {f['steps']} steps): the zoo's classifier labels "
-        f"class-{c}-conditioned samples as {c} in {100 * f['rates_after'][c]:.0f} % (before: {100 * f['rates_before'][c]:.0f} %); the other "
-        f"classes lose at most {100 * f['largest_drop_other_class']:.0f} points and their Frechet distance changes by {100 * f['frechet_change']:+.1f} %."
+        f"class-{c}-conditioned samples as {c} in {100 * f['rates_after'][c]:.0f} % (before: {100 * f['rates_before'][c]:.0f} %); the "
+        "other "
+        f"classes lose at most {100 * f['largest_drop_other_class']:.0f} points and their Frechet distance changes by "
+        f"{100 * f['frechet_change']:+.1f} %."
     )
     table = [
         {"class": k, "before %": round(100 * f["rates_before"][k], 1), "after %": round(100 * f["rates_after"][k], 1)} for k in range(10)

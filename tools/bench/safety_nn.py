@@ -88,7 +88,8 @@ def main(argv=None) -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     rows = run(sizes, args.dim, args.queries, args.k, args.metrics.split(","))
     print(
-        f"{args.queries} queries, k = {args.k}, {args.dim} values per item, torch {torch.__version__}, {torch.get_num_threads()} thread(s), faiss {'yes' if faiss_available() else 'not installed'}"
+        f"{args.queries} queries, k = {args.k}, {args.dim} values per item, torch {torch.__version__}, {torch.get_num_threads()} "
+        f"thread(s), faiss {'yes' if faiss_available() else 'not installed'}"
     )
     print(markdown(rows))
 

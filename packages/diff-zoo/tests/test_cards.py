@@ -26,7 +26,8 @@ def _shipped(name):
     folder = priors.weights_folder(name)
     if not priors.is_trained(folder):
         pytest.skip(
-            f"the weights of zoo:{name} are not shipped yet (diffcore zoo train {name} --out DIR, then copy DIR to diff_zoo/weights/{folder.name}/)"
+            f"the weights of zoo:{name} are not shipped yet (diffcore zoo train {name} --out DIR, then copy DIR to "
+            f"diff_zoo/weights/{folder.name}/)"
         )
     return folder
 

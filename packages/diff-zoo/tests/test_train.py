@@ -141,7 +141,9 @@ def test_v_prediction_with_cpu_autocast_trains_and_loads_as_v(tmp_path, tiny_rec
     assert record["amp"] == "bf16" and record["recipe"]["schedule"]["prediction_type"] == "v_prediction"
     prior = diffcore.create("prior", "zoo:phantoms", path=tmp_path / "v")
     assert prior.prediction_type == "v_prediction" and prior.channels_last  # zoo priors run channels-last on the CPU
-    plain = train(dataclasses.replace(tiny_recipe("phantoms"), cpu_autocast=False), tmp_path / "eps", iterations=1, batch_size=2, progress=False)
+    plain = train(
+        dataclasses.replace(tiny_recipe("phantoms"), cpu_autocast=False), tmp_path / "eps", iterations=1, batch_size=2, progress=False
+    )
     assert plain["amp"] is None  # float32 on the CPU unless the recipe asks
     # the targets come from diffcore.conversions: v = alpha eps - sigma x0, and x0 = alpha x_t - sigma v on this VP schedule
     g = torch.Generator().manual_seed(0)

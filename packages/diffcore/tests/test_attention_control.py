@@ -194,7 +194,10 @@ def test_selection_by_kind_resolution_block_name_and_predicate(sd_unet):
     assert picked(lambda layer: layer.block == "down") == [layer.name for layer in every if layer.name.startswith("down_blocks")]
     with pytest.raises(
         DiffcoreError,
-        match=rf"picks no attention layer of UNet2DConditionModel, which has {len(every)} attention layers of kinds cross, self at resolutions 1, 2$",
+        match=(
+            rf"picks no attention layer of UNet2DConditionModel, which has {len(every)} attention layers of kinds cross, self at "
+            r"resolutions 1, 2$"
+        ),
     ):
         control(sd_unet, AttentionProcessor(), select="temporal")
     with pytest.raises(DiffcoreError, match="unknown attention layer kind 'crosss'; expected one of self, cross, temporal"):

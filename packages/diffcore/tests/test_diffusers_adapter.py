@@ -35,7 +35,9 @@ CONFIGS = {  # name -> (prediction_type, clip_sample)
 @pytest.fixture(scope="session")
 def unet_folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny-unets")
-    return {name: save_tiny_unet_pipeline(root / name, prediction_type=pt, clip_sample=clip, seed=1) for name, (pt, clip) in CONFIGS.items()}
+    return {
+        name: save_tiny_unet_pipeline(root / name, prediction_type=pt, clip_sample=clip, seed=1) for name, (pt, clip) in CONFIGS.items()
+    }
 
 
 @pytest.fixture(scope="session")
@@ -72,7 +74,9 @@ def _run_pipeline(pipe, n, steps, eta, seed):
 
     pipe.scheduler.step = recording_step
     try:
-        images = pipe(batch_size=n, generator=torch.Generator().manual_seed(seed), eta=eta, num_inference_steps=steps, output_type="np").images
+        images = pipe(
+            batch_size=n, generator=torch.Generator().manual_seed(seed), eta=eta, num_inference_steps=steps, output_type="np"
+        ).images
     finally:
         del pipe.scheduler.step
     return images, last["x"]
@@ -126,7 +130,17 @@ def test_each_ddim_step_matches_scheduler_step(unet_folders, name, eta):
 
 def test_offset_and_final_alpha_match_pipeline(tmp_path):
     """Stable Diffusion's settings: leading spacing with steps_offset=1, set_alpha_to_one=False."""
-    folder = save_tiny_unet_pipeline(tmp_path / "sd-like", clip_sample=False, scheduler_options={"steps_offset": 1, "set_alpha_to_one": False, "beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012})
+    folder = save_tiny_unet_pipeline(
+        tmp_path / "sd-like",
+        clip_sample=False,
+        scheduler_options={
+            "steps_offset": 1,
+            "set_alpha_to_one": False,
+            "beta_schedule": "scaled_linear",
+            "beta_start": 0.00085,
+            "beta_end": 0.012,
+        },
+    )
     ref_images, ref_raw = _run_pipeline(_ddim_pipeline(folder), 2, 10, 0.0, seed=3)
     ours = diffcore.sample(load_unet_prior(folder), 2, steps=10, generator=torch.Generator().manual_seed(3))
     assert float((ours - ref_raw).abs().max()) <= 1e-5 * max(1.0, float(ref_raw.abs().max()))
@@ -269,7 +283,17 @@ def test_class_conditional_unet_accepts_labels(tmp_path):
     from diffusers import DDIMScheduler, UNet2DModel
 
     torch.manual_seed(0)
-    unet = UNet2DModel(sample_size=8, in_channels=1, out_channels=1, layers_per_block=1, block_out_channels=(8, 16), down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"), norm_num_groups=4, num_class_embeds=3)
+    unet = UNet2DModel(
+        sample_size=8,
+        in_channels=1,
+        out_channels=1,
+        layers_per_block=1,
+        block_out_channels=(8, 16),
+        down_block_types=("DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D"),
+        norm_num_groups=4,
+        num_class_embeds=3,
+    )
     prior = DiffusersUNetPrior(unet, DDIMScheduler().config)
     assert prior.accepts == frozenset({"labels"})
     x = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
@@ -332,7 +356,9 @@ def test_guided_with_string_prompts(sd_folder):
 
 
 def test_sample_decodes_to_images(sd_folder):
-    guided = diffcore.create("prior", "stable-diffusion", path=sd_folder, prompt=["a cat", "a dog"], negative_prompt="blurry", guidance_scale=2.0)
+    guided = diffcore.create(
+        "prior", "stable-diffusion", path=sd_folder, prompt=["a cat", "a dog"], negative_prompt="blurry", guidance_scale=2.0
+    )
     images = diffcore.sample(guided, 2, steps=4, generator=torch.Generator().manual_seed(0))
     assert images.shape == (2, 3, 16, 16) and float(images.abs().max()) <= 1
     with pytest.raises(DiffcoreError, match="negative_prompt"):
@@ -354,7 +380,11 @@ def test_contract_on_stable_diffusion(sd_folder):
 
 def test_contract_on_analytic_priors():
     check_prior(GaussianMixturePrior(means=[[-2.0, 0.0], [2.0, 1.0]], weights=[0.3, 0.7]))
-    check_prior(GaussianMixturePrior(means=torch.zeros(2, 12), covs=torch.rand(2, 12, generator=torch.Generator().manual_seed(0)) + 0.1, shape=(3, 2, 2)))
+    check_prior(
+        GaussianMixturePrior(
+            means=torch.zeros(2, 12), covs=torch.rand(2, 12, generator=torch.Generator().manual_seed(0)) + 0.1, shape=(3, 2, 2)
+        )
+    )
     check_prior(GaussianPrior(mean=[1.0, -1.0, 0.5]))
     check_prior(Guided(GaussianMixturePrior(means=[[0.0], [3.0]]), 2.0, Cond(), Cond()))
 
@@ -407,3 +437,15 @@ def test_contract_helpers_catch_broken_priors():
 
     with pytest.raises(AssertionError, match="init_std"):
         check_schedule(WrongStart(gmm.schedule.alphas_cumprod))
+
+
+def test_the_adapters_package_exports_every_adapter_lazily():
+    import subprocess
+    import sys
+
+    import diffcore.adapters as adapters
+
+    assert all(callable(getattr(adapters, name)) for name in adapters.__all__)
+    assert {"VideoDiffusionPrior", "load_video_prior"} <= set(adapters.__all__)
+    code = "import sys, diffcore.adapters; assert 'diffusers' not in sys.modules, 'imported diffusers'"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0  # importing it imports no diffusers

@@ -231,7 +231,10 @@ def test_patterns(sd_unet):
 def test_errors(sd_unet, pixel_unet):
     with pytest.raises(
         DiffcoreError,
-        match=r"'temporal' selects nothing on UNet2DConditionModel; kinds that select something here: all, cross-attention, self-attention, all-but-cross-attention$",
+        match=(
+            r"'temporal' selects nothing on UNet2DConditionModel; kinds that select something here: all, cross-attention, "
+            r"self-attention, all-but-cross-attention$"
+        ),
     ):
         select_parameters(sd_unet, "temporal")
     with pytest.raises(

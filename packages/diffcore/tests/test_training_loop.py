@@ -289,8 +289,10 @@ _WORKER = textwrap.dedent(
     net = torch.nn.Linear(3, 1).double()
     data = torch.arange(24, dtype=torch.float64).reshape(2, 4, 3) / 10
     rank = int(os.environ["RANK"])
-    record = fit(lambda s, g: (net(data[rank]) ** 2).mean(), net, steps=3, optimizer="sgd", lr=0.1, generator=torch.Generator().manual_seed(4), progress=False)
-    json.dump({"weight": net.weight.tolist(), "bias": net.bias.tolist(), "losses": record.losses, "world": record.world}, open(sys.argv[1], "w"))
+    g = torch.Generator().manual_seed(4)
+    record = fit(lambda s, g: (net(data[rank]) ** 2).mean(), net, steps=3, optimizer="sgd", lr=0.1, generator=g, progress=False)
+    out = {"weight": net.weight.tolist(), "bias": net.bias.tolist(), "losses": record.losses, "world": record.world}
+    json.dump(out, open(sys.argv[1], "w"))
     torch.distributed.destroy_process_group()
     """
 )

@@ -83,10 +83,12 @@ def render_card(
         ]
     lines += ["", "## Training", ""]
     lines += [
-        f"- AdamW lr {recipe.lr} (betas {recipe.adam_betas}, weight decay {recipe.weight_decay}), {recipe.warmup} warm-up steps then {recipe.lr_schedule}; "
+        f"- AdamW lr {recipe.lr} (betas {recipe.adam_betas}, weight decay {recipe.weight_decay}), {recipe.warmup} warm-up steps then "
+        f"{recipe.lr_schedule}; "
         f"gradient clipping {recipe.grad_clip}; EMA {recipe.ema_decay} (the EMA weights are shipped)",
         f"- label dropout {recipe.label_dropout}" if recipe.n_classes else "",
-        f"- budgets: GPU {recipe.gpu.iterations} steps x batch {recipe.gpu.batch_size}; CPU {recipe.cpu.iterations} steps x batch {recipe.cpu.batch_size}",
+        f"- budgets: GPU {recipe.gpu.iterations} steps x batch {recipe.gpu.batch_size}; CPU {recipe.cpu.iterations} steps x batch "
+        f"{recipe.cpu.batch_size}",
     ]
     if record:
         lines += [
@@ -98,7 +100,8 @@ def render_card(
             *([f"- note: {record['note']}"] if record.get("note") else []),
             f"- final training loss (mean of the last {record['final_loss_steps']} steps): {record['final_loss']:.4f}",
             f"- torch {record['torch_version']}, diffusers {record['diffusers_version']}",
-            f"- retrain: `diffcore zoo train {recipe.name} --out DIR --seed {record['seed']} --iterations {record['iterations']} --batch-size {record['batch_size']}`",
+            f"- retrain: `diffcore zoo train {recipe.name} --out DIR --seed {record['seed']} --iterations {record['iterations']} "
+            f"--batch-size {record['batch_size']}`",
         ]
     else:
         lines += ["- not trained yet: `diffcore zoo train " + recipe.name + " --out DIR`"]
@@ -137,10 +140,12 @@ def render_measurements(metrics: dict[str, Any], image: str | None = None) -> li
     lines += [
         f"**{metrics['headline']['text']}.**",
         "",
-        f"Each compared set has {p['n']} images; the held-out set has {metrics['data']['held_out_images']}. Samples: diffcore's `{p['sampler']}` sampler, {p['steps']} steps, eta {p['eta']:g}, "
+        f"Each compared set has {p['n']} images; the held-out set has {metrics['data']['held_out_images']}. Samples: diffcore's "
+        f"`{p['sampler']}` sampler, {p['steps']} steps, eta {p['eta']:g}, "
         f"batches of {p['batch']} seeded {p['seed']}, {p['seed']} + 1, ..."
         + (
-            f"; labels {p['labels']}; guided = classifier-free guidance at scale {p['guidance_scale']:g}, unguided = the plain conditional prior"
+            f"; labels {p['labels']}; guided = classifier-free guidance at scale {p['guidance_scale']:g}, unguided = the plain "
+            "conditional prior"
             if name == "digits"
             else f"; labels {p['labels']}, without guidance (the plain conditional prior)"
             if p.get("labels")
@@ -158,8 +163,10 @@ def render_measurements(metrics: dict[str, Any], image: str | None = None) -> li
             "",
             f"| set | labelled as their class | Frechet distance to test | {nn_head} |",
             "|---|---|---|---|",
-            f"| samples, unguided | {_pct(f['class_accuracy_unguided'])} | {_num(f['frechet_unguided'])} | {_nn(f.get('nearest_unguided'))} |",
-            f"| samples, guided (scale {p['guidance_scale']:g}) | {_pct(f['class_accuracy_guided'])} | {_num(f['frechet_guided'])} | {_nn(f.get('nearest_guided'))} |",
+            f"| samples, unguided | {_pct(f['class_accuracy_unguided'])} | {_num(f['frechet_unguided'])} | "
+            f"{_nn(f.get('nearest_unguided'))} |",
+            f"| samples, guided (scale {p['guidance_scale']:g}) | {_pct(f['class_accuracy_guided'])} | {_num(f['frechet_guided'])} | "
+            f"{_nn(f.get('nearest_guided'))} |",
             f"| real training images | - | {_num(f['frechet_train_vs_held_out'])} | - |",
             f"| real test images (memorisation baseline) | {_pct(c['test_accuracy'])} | - | {_nn(f.get('nearest_held_out'))} |",
         ]
@@ -172,7 +179,8 @@ def render_measurements(metrics: dict[str, Any], image: str | None = None) -> li
             f"| set | Frechet distance to held-out data | to other training images | {nn_head} |",
             "|---|---|---|---|",
             f"| diffusion samples | {_num(f['frechet_held_out'])} | {_num(f.get('frechet_train'))} | {_nn(f.get('nearest_unguided'))} |",
-            f"| Gaussian fitted to the training data | {_num(f['frechet_gaussian_vs_held_out'])} | {_num(f.get('frechet_gaussian_vs_train'))} | - |",
+            f"| Gaussian fitted to the training data | {_num(f['frechet_gaussian_vs_held_out'])} | "
+            f"{_num(f.get('frechet_gaussian_vs_train'))} | - |",
             f"| real training images | {_num(f['frechet_train_vs_held_out'])} | {_num(f.get('frechet_train_vs_train'))} | - |",
             f"| held-out images (memorisation baseline) | - | - | {_nn(f.get('nearest_held_out'))} |",
         ]

@@ -232,7 +232,9 @@ def patches(
         "source": "photographs shipped inside scikit-image (skimage.data) and scikit-learn (load_sample_image)",
         "train_photos": train_photos,
         "held_out_photo": held_out,
-        "preprocessing": f"each photo box-downsampled by {', '.join(map(str, scales))}; uniform random {size}x{size} crops, source chosen uniformly",
+        "preprocessing": (
+            f"each photo box-downsampled by {', '.join(map(str, scales))}; uniform random {size}x{size} crops, source chosen uniformly"
+        ),
         "train_sources": train_names,
         "test_sources": test_names,
         "split": f"{n_train} training crops (seed {seed}) from {len(train_photos)} photos; {n_test} test crops from {held_out!r} only",
@@ -277,8 +279,13 @@ def textures(
     info = {
         "source": "skimage.data.brick, grass, gravel (512x512 grayscale)",
         "channels": "1 (the textures are grayscale; not replicated to RGB)",
-        "preprocessing": f"box-downsampled by {scale} to {train_src[0].shape[-1]}x{train_src[0].shape[-1]}; uniform random {size}x{size} crops",
-        "split": f"rows 0..{rows - 1} of each downsampled texture for training ({n_train_per_class} crops per class), rows {rows}.. held out ({n_test_per_class} test crops per class)",
+        "preprocessing": (
+            f"box-downsampled by {scale} to {train_src[0].shape[-1]}x{train_src[0].shape[-1]}; uniform random {size}x{size} crops"
+        ),
+        "split": (
+            f"rows 0..{rows - 1} of each downsampled texture for training ({n_train_per_class} crops per class), "
+            f"rows {rows}.. held out ({n_test_per_class} test crops per class)"
+        ),
     }
     return Dataset("textures", train.to(device), test.to(device), classes=TEXTURES, info=info)
 

@@ -56,7 +56,9 @@ def load(name: str, path=None, device=None, dtype=None, clip_x0: bool | None = N
 
     on_cpu = device is None or torch.device(device).type == "cpu"
     record = read_record(folder) or {}
-    classes = dict(null_label=recipe.n_classes, class_names=tuple(record.get("classes") or range(recipe.n_classes))) if recipe.n_classes else {}
+    classes = (
+        dict(null_label=recipe.n_classes, class_names=tuple(record.get("classes") or range(recipe.n_classes))) if recipe.n_classes else {}
+    )
     prior = load_unet_prior(folder, device=device, dtype=dtype, clip_x0=clip_x0, channels_last=on_cpu, **classes)
     prior.name = f"zoo:{recipe.name}"
     return prior

@@ -140,7 +140,8 @@ def train(
     dataset = zoo_data.build(recipe.data, device=device, **recipe.data_options)
     if dataset.shape != (recipe.unet.channels, recipe.unet.sample_size, recipe.unet.sample_size):
         raise DiffcoreError(
-            f"recipe {recipe.name!r}: data has shape {dataset.shape} but the UNet expects {(recipe.unet.channels, recipe.unet.sample_size, recipe.unet.sample_size)}"
+            f"recipe {recipe.name!r}: data has shape {dataset.shape} but the UNet expects "
+            f"{(recipe.unet.channels, recipe.unet.sample_size, recipe.unet.sample_size)}"
         )
     codes = dataset.train.codes
     labels = dataset.train.labels

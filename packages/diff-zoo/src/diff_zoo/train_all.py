@@ -194,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, s in summary.items():
             if "error" not in s:
                 print(
-                    f"   zoo:{name}: {s['iterations']} steps x {s['batch_size']}, {s['train_time_s']:.0f} s training, loss {s['final_loss']:.4f}",
+                    f"   zoo:{name}: {s['iterations']} steps x {s['batch_size']}, {s['train_time_s']:.0f} s training, loss "
+                    f"{s['final_loss']:.4f}",
                     flush=True,
                 )
         print(f"== all done in {total:.1f} s" + (f"; FAILED: {', '.join(failed)}" if failed else ""), flush=True)

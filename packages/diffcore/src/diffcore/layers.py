@@ -106,7 +106,8 @@ def network_of(obj) -> torch.nn.Module:
         if isinstance(module, torch.nn.Module):
             return module
     raise DiffcoreError(
-        f"prior {type(obj).__name__} has no network: attention control needs a diffusers network (a prior with a 'network' module, or the module itself)"
+        f"prior {type(obj).__name__} has no network: attention control needs a diffusers network (a prior with a 'network' module, or "
+        "the module itself)"
     )
 
 
@@ -240,6 +241,7 @@ def select_parameters(network, kind: str) -> list[tuple[str, torch.nn.Parameter]
         names = [name for name, _ in named]
         useful = [k for k in KINDS if any(map(_matcher(k, network), names))]
         raise DiffcoreError(
-            f"parameter selection {kind!r} selects nothing on {type(network).__name__}; kinds that select something here: {', '.join(useful) or 'none'}"
+            f"parameter selection {kind!r} selects nothing on {type(network).__name__}; kinds that select something here: "
+            f"{', '.join(useful) or 'none'}"
         )
     return chosen

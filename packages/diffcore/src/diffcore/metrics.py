@@ -62,7 +62,8 @@ def sliced_wasserstein(x, y, n_dirs: int = 128, generator: torch.Generator | Non
     xf, yf = _as_rows("x", x), _as_rows("y", y)
     if xf.shape[1] != yf.shape[1]:
         raise ShapeError(
-            f"x and y must hold samples of the same size: x has shape {tuple(torch.as_tensor(x).shape)}, y has {tuple(torch.as_tensor(y).shape)}"
+            f"x and y must hold samples of the same size: x has shape {tuple(torch.as_tensor(x).shape)}, y has "
+            f"{tuple(torch.as_tensor(y).shape)}"
         )
     if not isinstance(n_dirs, int) or n_dirs < 1:
         raise DiffcoreError(f"n_dirs must be a positive integer, got {n_dirs!r}")

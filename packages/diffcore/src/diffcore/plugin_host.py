@@ -143,7 +143,10 @@ class PluginHost:
                 impl.function(cli=cli)
                 for n, command in before.items():
                     if cli.commands.get(n) is not command:
-                        raise DiffcoreError(f"command {n!r} is already registered by plugin {owners[n]!r}; plugin {impl.plugin_name!r} cannot register it again")
+                        raise DiffcoreError(
+                            f"command {n!r} is already registered by plugin {owners[n]!r}; plugin {impl.plugin_name!r} cannot register "
+                            "it again"
+                        )
             except Exception as exc:  # noqa: BLE001
                 cli.commands.clear()
                 cli.commands.update(before)
@@ -182,7 +185,9 @@ def host() -> PluginHost:
     """
     global _host, _loading_in
     if _loading_in == threading.get_ident():
-        raise DiffcoreError("diffcore's plugins are still loading: build components inside factories, not when a plugin is imported or registers")
+        raise DiffcoreError(
+            "diffcore's plugins are still loading: build components inside factories, not when a plugin is imported or registers"
+        )
     with _lock:
         if _host is None:
             env = os.environ.get("DIFFCORE_PLUGINS")

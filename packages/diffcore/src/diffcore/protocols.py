@@ -155,7 +155,18 @@ class Prior(Protocol):
     def sample_marginal(self, n: int, t, *, generator=None, dtype=torch.float32, device=None) -> torch.Tensor | None: ...
 
 
-PRIOR_ATTRIBUTES = ("schedule", "sample_shape", "image_shape", "accepts", "null_cond", "class_names", "latent", "consistent", "device", "dtype")
+PRIOR_ATTRIBUTES = (
+    "schedule",
+    "sample_shape",
+    "image_shape",
+    "accepts",
+    "null_cond",
+    "class_names",
+    "latent",
+    "consistent",
+    "device",
+    "dtype",
+)
 
 
 class PriorBase:
@@ -193,13 +204,17 @@ def check_prior_attributes(prior) -> None:
     >>> check_prior_attributes(object())
     Traceback (most recent call last):
     ...
-    diffcore.errors.DiffcoreError: object is not a complete diffcore prior: it lacks predict, sample_marginal, schedule, sample_shape and 8 more; inherit diffcore.protocols.PriorBase for the defaults
+    diffcore.errors.DiffcoreError: object is not a complete diffcore prior: it lacks predict, sample_marginal, schedule,
+    sample_shape and 8 more; inherit diffcore.protocols.PriorBase for the defaults
     """
     own = vars(prior) if hasattr(prior, "__dict__") else {}
     missing = [a for a in ("predict", "sample_marginal", *PRIOR_ATTRIBUTES) if a not in own and not hasattr(type(prior), a)]
     if missing:
         shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
-        raise DiffcoreError(f"{type(prior).__name__} is not a complete diffcore prior: it lacks {shown}; inherit diffcore.protocols.PriorBase for the defaults")
+        raise DiffcoreError(
+            f"{type(prior).__name__} is not a complete diffcore prior: it lacks {shown}; inherit diffcore.protocols.PriorBase for the "
+            "defaults"
+        )
 
 
 @runtime_checkable

@@ -114,7 +114,8 @@ class Graph:
             for a, s, n, w, o in zip(self.axes, self.size, self.length, self.wrap, st):
                 if o < 0 or (o + s > n if not w else o >= n):
                     raise DiffcoreError(
-                        f"window {i} at offset {o} along axis {a} lies outside the canvas (length {n}, window {s}{', wrapping' if w else ''})"
+                        f"window {i} at offset {o} along axis {a} lies outside the canvas (length {n}, window "
+                        f"{s}{', wrapping' if w else ''})"
                     )
         if len(set(self.starts)) != len(self.starts):
             raise DiffcoreError("two windows sit at the same place")
@@ -243,7 +244,8 @@ class Graph:
             ra, rb = find(a), find(b)
             if ra == rb:
                 raise DiffcoreError(
-                    f"the graph is given as a tree but edge ({a}, {b}) closes a cycle; a tree has none (leave out 'edges' for a layout with loops)"
+                    f"the graph is given as a tree but edge ({a}, {b}) closes a cycle; a tree has none (leave out 'edges' for a layout "
+                    "with loops)"
                 )
             parent[ra] = rb
         if len({find(i) for i in range(n)}) != 1:
@@ -361,7 +363,8 @@ def cycle(windows: int, size: int, overlap: int, axis: int = -1) -> Graph:
     stride = _stride(size, overlap)
     if windows < 2 or windows * stride <= size:
         raise DiffcoreError(
-            f"a cycle of {windows} windows of {size} with overlap {overlap} is not longer than one window; use more windows (at least {size // stride + 1})"
+            f"a cycle of {windows} windows of {size} with overlap {overlap} is not longer than one window; use more windows (at least "
+            f"{size // stride + 1})"
         )
     return Graph("cycle", (_axis(axis),), (size,), (windows * stride,), tuple((i * stride,) for i in range(windows)), (True,))
 

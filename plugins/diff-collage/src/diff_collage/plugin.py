@@ -24,5 +24,8 @@ def register_tour(register):
     register(
         "collage",
         section,
-        summary="A long texture strip, a seamless loop and a grid canvas from 32x32 windows: DiffCollage next to MultiDiffusion, with seam scores",
+        summary=(
+            "A long texture strip, a seamless loop and a grid canvas from 32x32 windows: DiffCollage next to MultiDiffusion, with seam "
+            "scores"
+        ),
     )

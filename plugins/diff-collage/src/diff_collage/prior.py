@@ -101,7 +101,10 @@ class CollagePrior(PriorWrapper):
             self.image_shape = self.sample_shape
 
     def __repr__(self) -> str:
-        return f"CollagePrior({self.method}, {self.graph.kind} of {self.graph.n_windows} windows, canvas {self.sample_shape}, window prior {self.prior!r})"
+        return (
+            f"CollagePrior({self.method}, {self.graph.kind} of {self.graph.n_windows} windows, canvas {self.sample_shape}, window prior "
+            f"{self.prior!r})"
+        )
 
     # -- conditions ---------------------------------------------------------------------------
     def _check_conds(self, conds):
@@ -110,7 +113,8 @@ class CollagePrior(PriorWrapper):
         conds = list(conds)
         if len(conds) != self.graph.n_windows:
             raise DiffcoreError(
-                f"{len(conds)} conditions for a graph of {self.graph.n_windows} windows: give one per window (diff_collage.segments spreads fewer)"
+                f"{len(conds)} conditions for a graph of {self.graph.n_windows} windows: give one per window (diff_collage.segments "
+                "spreads fewer)"
             )
         for c in conds:
             if not isinstance(c, Cond):

@@ -101,7 +101,8 @@ def collage_prior(
     device=None,
     dtype=None,
 ):
-    """A large canvas from a prior on small windows: DiffCollage, MultiDiffusion or Mixture of Diffusers over a chain, cycle, grid or JSON graph"""
+    """A large canvas from a prior on small windows: DiffCollage, MultiDiffusion or Mixture of Diffusers over a chain, cycle, grid or
+    JSON graph"""
     from diffcore.devices import build_prior
 
     if not isinstance(base, str):

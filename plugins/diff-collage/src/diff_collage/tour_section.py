@@ -132,7 +132,10 @@ def section(tour) -> None:
     tour.figure(
         "grid",
         fig,
-        caption=f"Grass on a {grid.grid_shape[0]}x{grid.grid_shape[1]} grid of 32x32 windows (overlap 16): DiffCollage subtracts the strips where two windows overlap and adds back the corners where four meet",
+        caption=(
+            f"Grass on a {grid.grid_shape[0]}x{grid.grid_shape[1]} grid of 32x32 windows (overlap 16): DiffCollage subtracts the strips "
+            "where two windows overlap and adds back the corners where four meet"
+        ),
     )
     tour.table(
         "seams",

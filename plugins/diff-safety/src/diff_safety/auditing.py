@@ -34,7 +34,7 @@ from diff_safety.generate import GenerationRun, Plan, draw, make_plan, read_gene
 from diff_safety.membership import MembershipResult, membership_inference
 from diffcore.errors import DiffcoreError
 from diffcore.jobs.items import seed_items
-from diffcore.protocols import Cond
+from diffcore.protocols import Cond, check_prior_attributes
 
 FORMAT = "diffcore-safety-audit"
 
@@ -215,7 +215,8 @@ def audit(
     timing["generation_s"] = round(time.perf_counter() - start, 2)
     if tuple(generated.shape[1:]) != tuple(train.images.shape[1:]):
         raise DiffcoreError(
-            f"the generations are {'x'.join(map(str, generated.shape[1:]))} but the training images {'x'.join(map(str, train.images.shape[1:]))}; they must match"
+            f"the generations are {'x'.join(map(str, generated.shape[1:]))} but the training images "
+            f"{'x'.join(map(str, train.images.shape[1:]))}; they must match"
         )
 
     start = time.perf_counter()
@@ -291,7 +292,8 @@ def held_out_baseline(held_out: torch.Tensor, train: torch.Tensor, criterion: Cr
 
 def _membership_conds(prior, train: ImageData, held_out: ImageData) -> tuple[Cond | None, Cond | None]:
     """Labels where the prior takes them and both sets carry them; else the null condition (or none)."""
-    accepts = set(getattr(prior, "accepts", ()))
+    check_prior_attributes(prior)
+    accepts = set(prior.accepts)
     if not accepts:
         return None, None
     if "labels" in accepts and train.labels is not None and held_out.labels is not None:

@@ -70,7 +70,8 @@ def _check(images: torch.Tensor, shape, where: str) -> torch.Tensor:
         raise DiffcoreError(f"{where} holds {images.dtype} values; expected float images in [-1, 1] or uint8 codes")
     if shape is not None and tuple(images.shape[1:]) != tuple(shape):
         raise DiffcoreError(
-            f"{where} holds images of {_shape_text(images.shape[1:])} (C x H x W) but the prior makes {_shape_text(shape)}; resize the dataset to match"
+            f"{where} holds images of {_shape_text(images.shape[1:])} (C x H x W) but the prior makes {_shape_text(shape)}; resize the "
+            "dataset to match"
         )
     return images
 
@@ -132,7 +133,8 @@ def _read_folder(folder: Path, shape) -> tuple[torch.Tensor, list[str]]:
         data = torch.frombuffer(bytearray(converted.tobytes()), dtype=torch.uint8).reshape(h, w, -1).permute(2, 0, 1)
         if out and data.shape != out[0].shape:
             raise DiffcoreError(
-                f"image {str(path)!r} has shape {tuple(data.shape)} but {files[0].name!r} has {tuple(out[0].shape)}; every image must have one size"
+                f"image {str(path)!r} has shape {tuple(data.shape)} but {files[0].name!r} has {tuple(out[0].shape)}; every image must "
+                "have one size"
             )
         out.append(data)
     return torch.stack(out), [str(p.relative_to(folder)) for p in files]

@@ -88,7 +88,8 @@ def vision_features(path: str = "facebook/dinov2-small", *, batch: int = 64, dev
         model = AutoModel.from_pretrained(path, use_safetensors=True)
     except (OSError, ValueError) as exc:  # ValueError: neither a folder nor a valid hub id
         raise DiffcoreError(
-            f"cannot load the vision model {path!r} (no such folder, or not in the Hugging Face cache and no network): {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
+            f"cannot load the vision model {path!r} (no such folder, or not in the Hugging Face cache and no network): "
+            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
         ) from None
     if hasattr(model, "vision_model"):  # a CLIP-like two-tower model: use its image tower
         model = model.vision_model

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from diffcore.errors import DiffcoreError
-from diffcore.protocols import Cond
+from diffcore.protocols import Cond, check_prior_attributes
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,8 @@ class Plan:
 
 def make_plan(prior, *, labels=None, prompts=None, unconditional: bool = False, guidance: float = 1.0) -> Plan:
     """Check the conditioning asked for against what ``prior`` accepts (one-line errors) and return the plan."""
-    accepts = set(getattr(prior, "accepts", ()))
+    check_prior_attributes(prior)
+    accepts = set(prior.accepts)
     given = [name for name, value in (("labels", labels), ("prompts", prompts)) if value]
     if len(given) + bool(unconditional) > 1:
         raise DiffcoreError("give at most one of labels, prompts and unconditional")

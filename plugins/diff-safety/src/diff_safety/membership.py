@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import torch
 
 from diffcore.errors import DiffcoreError, ShapeError
-from diffcore.protocols import Cond
+from diffcore.protocols import Cond, check_prior_attributes
 
 
 def roc_auc(positive, negative) -> float:
@@ -90,8 +90,8 @@ def denoising_losses(
         raise DiffcoreError(f"times must be in (0, 1] (t = 0 is the data); got {times}")
     if not isinstance(draws, int) or draws < 1:
         raise DiffcoreError(f"draws must be a positive integer; got {draws!r}")
-    latent = getattr(prior, "latent", None)
-    device = getattr(prior, "device", torch.device("cpu"))
+    check_prior_attributes(prior)
+    latent, device = prior.latent, prior.device
     losses = torch.zeros(x.shape[0], dtype=torch.float64)
     for start in range(0, x.shape[0], batch):
         index = torch.arange(start, min(start + batch, x.shape[0]))

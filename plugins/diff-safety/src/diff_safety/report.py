@@ -66,7 +66,10 @@ def write_report(result, folder) -> Path:
         name = f"pairs/extracted-{rank:04d}.png"
         write_atomic(folder / name, _pair_png(result.generated[i], result.train.images[j]))
         row = data["extracted"][rank]
-        caption = f"{row['generation']} ({row['condition']}) | {row['training_image']}<br>score {row['score']:.3f}, distance {row['distance']:.3f}"
+        caption = (
+            f"{row['generation']} ({row['condition']}) | {row['training_image']}<br>score {row['score']:.3f}, distance "
+            f"{row['distance']:.3f}"
+        )
         cards.append(f'<figure><img src="{name}" alt="generation and training match"><figcaption>{caption}</figcaption></figure>')
     summary = data["summary"]
     crit = ex.criterion
@@ -75,13 +78,15 @@ def write_report(result, folder) -> Path:
         "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}figure{display:inline-block;margin:6px;font-size:12px}"
         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px}</style></head><body>",
         "<h1>Memorisation audit</h1>",
-        f"<p>Prior <code>{html.escape(str(data['settings'].get('prior')))}</code>, training data <code>{html.escape(str(data['settings'].get('data')))}</code>.</p>",
+        f"<p>Prior <code>{html.escape(str(data['settings'].get('prior')))}</code>, training data "
+        f"<code>{html.escape(str(data['settings'].get('data')))}</code>.</p>",
         _table([summary]),
         f"<p>Extraction test: Carlini et al. (2023), {html.escape(crit.metric)} distance (grid {crit.grid}, quantile {crit.quantile}), "
         f"relative score d1 / (alpha mean of the {crit.n} nearest), alpha {crit.alpha}, extracted below delta = {crit.delta:.4g}. "
         f"Replicas: cosine similarity above {crit.cosine_threshold} in the {html.escape(ex.feature_space)} feature space.</p>",
         *figures,
-        f"<h2>Extracted generations ({summary['extracted_generations']}; {min(SHOWN, summary['extracted_generations'])} shown): generation | nearest training image</h2>",
+        f"<h2>Extracted generations ({summary['extracted_generations']}; {min(SHOWN, summary['extracted_generations'])} shown): "
+        "generation | nearest training image</h2>",
         "".join(cards) or "<p>none</p>",
         f"<h2>Replicas ({summary['replica_generations']})</h2>",
         _table(data["replicas"][:SHOWN]),

@@ -5,7 +5,10 @@
   ``UNet2DModel`` and its scheduler config (registered as the ``diffusers`` prior);
 - :class:`~diffcore.adapters.stable_diffusion.StableDiffusionPrior` and
   :func:`~diffcore.adapters.stable_diffusion.load_stable_diffusion`: the latent,
-  text-conditional Stable Diffusion prior (registered as ``stable-diffusion``).
+  text-conditional Stable Diffusion prior (registered as ``stable-diffusion``);
+- :class:`~diffcore.adapters.video.VideoDiffusionPrior` and
+  :func:`~diffcore.adapters.video.load_video_prior`: text-to-video UNets (``UNet3DConditionModel``,
+  ``UNetMotionModel``) as a prior on ``(F, C, H, W)`` clips (registered as ``diffusers-video``).
 
 Importing this package does not import diffusers; the submodules import it when a model is
 built or loaded.
@@ -15,7 +18,15 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["DiffusersUNetPrior", "StableDiffusionPrior", "load_stable_diffusion", "load_unet_prior", "schedule_from_config"]
+__all__ = [
+    "DiffusersUNetPrior",
+    "StableDiffusionPrior",
+    "VideoDiffusionPrior",
+    "load_stable_diffusion",
+    "load_unet_prior",
+    "load_video_prior",
+    "schedule_from_config",
+]
 
 _WHERE = {
     "DiffusersUNetPrior": "diffusers_prior",
@@ -23,6 +34,8 @@ _WHERE = {
     "schedule_from_config": "diffusers_prior",
     "StableDiffusionPrior": "stable_diffusion",
     "load_stable_diffusion": "stable_diffusion",
+    "VideoDiffusionPrior": "video",
+    "load_video_prior": "video",
 }
 
 

@@ -43,7 +43,13 @@ from diffcore.schedules import DiscreteSchedule
 
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 # schedulers whose config does not describe a discrete DDPM forward process
-_NOT_DDPM = {"ScoreSdeVeScheduler", "KarrasVeScheduler", "EDMEulerScheduler", "EDMDPMSolverMultistepScheduler", "CMStochasticIterativeScheduler"}
+_NOT_DDPM = {
+    "ScoreSdeVeScheduler",
+    "KarrasVeScheduler",
+    "EDMEulerScheduler",
+    "EDMDPMSolverMultistepScheduler",
+    "CMStochasticIterativeScheduler",
+}
 
 
 def _config_dict(config) -> dict:
@@ -118,7 +124,10 @@ class DiffusersSchedule(DiscreteSchedule):
         pair = self._memo.get(key)
         if pair is None:
             tt = torch.tensor(key[0], dtype=key[1])
-            pair = (self._on_grid(tt, DiscreteSchedule.alpha(self, tt), self._alpha_grid), self._on_grid(tt, DiscreteSchedule.sigma(self, tt), self._sigma_grid))
+            pair = (
+                self._on_grid(tt, DiscreteSchedule.alpha(self, tt), self._alpha_grid),
+                self._on_grid(tt, DiscreteSchedule.sigma(self, tt), self._sigma_grid),
+            )
             if len(self._memo) < 4096:
                 self._memo[key] = pair
         return pair[which].clone()  # a caller may modify it in place; the memo must not change
@@ -155,7 +164,9 @@ def schedule_from_config(config) -> DiscreteSchedule:
     config = _config_dict(config)
     name = config.get("_class_name")
     if name in _NOT_DDPM:
-        raise DiffcoreError(f"{name} does not describe a discrete DDPM schedule; the diffusers prior needs a DDPM/DDIM-style scheduler config")
+        raise DiffcoreError(
+            f"{name} does not describe a discrete DDPM schedule; the diffusers prior needs a DDPM/DDIM-style scheduler config"
+        )
     if config.get("rescale_betas_zero_snr"):
         raise DiffcoreError("rescale_betas_zero_snr (zero terminal SNR) is not supported: alpha(1) = 0 has no finite x0 for eps-prediction")
     T = int(config.get("num_train_timesteps", 1000))
@@ -306,7 +317,10 @@ class DiffusersUNetPrior(PriorBase):
         return frozenset({"labels"}) if conditional else frozenset()
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(sample_shape={self.sample_shape}, prediction_type={self.prediction_type!r}, T={self.schedule.num_train_timesteps}, device={self.device})"
+        return (
+            f"{type(self).__name__}(sample_shape={self.sample_shape}, prediction_type={self.prediction_type!r}, "
+            f"T={self.schedule.num_train_timesteps}, device={self.device})"
+        )
 
     # -- time ---------------------------------------------------------------------------
     def _coefficients(self, t, x_t):
@@ -355,7 +369,9 @@ class DiffusersUNetPrior(PriorBase):
     def _check_x(self, x_t):
         if not isinstance(x_t, torch.Tensor) or x_t.ndim != 4 or x_t.shape[1] != self.in_channels:
             shape = tuple(x_t.shape) if isinstance(x_t, torch.Tensor) else type(x_t).__name__
-            raise ShapeError(f"x_t has shape {shape}; expected (N, {self.in_channels}, H, W), e.g. (N, {', '.join(map(str, self.sample_shape))})")
+            raise ShapeError(
+                f"x_t has shape {shape}; expected (N, {self.in_channels}, H, W), e.g. (N, {', '.join(map(str, self.sample_shape))})"
+            )
 
     def predict(self, x_t: torch.Tensor, t, cond: Cond | None = None) -> Prediction:
         """``Prediction(x0, eps)`` at ``(x_t, t)``; differentiable in ``x_t``."""
@@ -457,5 +473,13 @@ def load_unet_prior(
         raise ImportError('the diffusers prior needs diffusers: pip install "diffcore[diffusers]"') from exc
     unet = from_pretrained(UNet2DModel, folder, subfolder=subfolder, trust_pickle=trust_pickle)
     return DiffusersUNetPrior(
-        unet, scheduler_config, device=device, dtype=dtype, clip_x0=clip_x0, channels_last=channels_last, null_label=null_label, class_names=class_names, owned=True
+        unet,
+        scheduler_config,
+        device=device,
+        dtype=dtype,
+        clip_x0=clip_x0,
+        channels_last=channels_last,
+        null_label=null_label,
+        class_names=class_names,
+        owned=True,
     )

@@ -81,7 +81,18 @@ class StableDiffusionPrior(DiffusersUNetPrior):
 
     name = "stable-diffusion"
 
-    def __init__(self, unet, vae, text_encoder, tokenizer, scheduler_config, device=None, dtype=None, clip_x0: bool | None = None, owned: bool = False):
+    def __init__(
+        self,
+        unet,
+        vae,
+        text_encoder,
+        tokenizer,
+        scheduler_config,
+        device=None,
+        dtype=None,
+        clip_x0: bool | None = None,
+        owned: bool = False,
+    ):
         dtype = _dtype(dtype)
         super().__init__(unet, scheduler_config, device=device, dtype=dtype, clip_x0=clip_x0, owned=owned)
         for setting in (device, dtype):
@@ -109,7 +120,9 @@ class StableDiffusionPrior(DiffusersUNetPrior):
             text = [text]
         if not isinstance(text, (list, tuple)) or not all(isinstance(s, str) for s in text):
             raise DiffcoreError("text must be a string or a list of strings")
-        ids = self.tokenizer(list(text), padding="max_length", max_length=self.tokenizer.model_max_length, truncation=True, return_tensors="pt").input_ids
+        ids = self.tokenizer(
+            list(text), padding="max_length", max_length=self.tokenizer.model_max_length, truncation=True, return_tensors="pt"
+        ).input_ids
         device = next(self.text_encoder.parameters()).device
         return self.text_encoder(ids.to(device))[0]
 
@@ -128,7 +141,9 @@ class StableDiffusionPrior(DiffusersUNetPrior):
         return (self.network if direct else self._run)(x, timestep, encoder_hidden_states=emb, return_dict=False)[0]
 
 
-def load_stable_diffusion(path, prompt=None, negative_prompt="", guidance_scale: float = 7.5, device=None, dtype=None, trust_pickle: bool = False):
+def load_stable_diffusion(
+    path, prompt=None, negative_prompt="", guidance_scale: float = 7.5, device=None, dtype=None, trust_pickle: bool = False
+):
     """Load a Stable Diffusion pipeline folder (or hub id) as a prior.
 
     Returns the bare :class:`StableDiffusionPrior` when ``prompt`` is None; otherwise

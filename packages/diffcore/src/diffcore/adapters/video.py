@@ -131,7 +131,8 @@ class VideoPriorMixin:
         if not isinstance(x_t, torch.Tensor) or x_t.ndim != 5 or x_t.shape[2] != self.in_channels:
             shape = tuple(x_t.shape) if isinstance(x_t, torch.Tensor) else type(x_t).__name__
             raise ShapeError(
-                f"x_t has shape {shape}; expected videos (N, F, {self.in_channels}, H, W), e.g. (N, {', '.join(map(str, self.sample_shape))})"
+                f"x_t has shape {shape}; expected videos (N, F, {self.in_channels}, H, W), e.g. (N, "
+                f"{', '.join(map(str, self.sample_shape))})"
             )
         self._check_frames(int(x_t.shape[1]))
 
@@ -203,7 +204,10 @@ class VideoDiffusionPrior(VideoPriorMixin, StableDiffusionPrior):
         return to_frames_first(_without_variance(out, x.shape[2]))
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({type(self.network).__name__}, sample_shape={self.sample_shape}, prediction_type={self.prediction_type!r})"
+        return (
+            f"{type(self).__name__}({type(self.network).__name__}, sample_shape={self.sample_shape}, "
+            f"prediction_type={self.prediction_type!r})"
+        )
 
 
 def _read_class(folder, subfolder: str) -> str:

@@ -175,7 +175,8 @@ class AttentionProcessor:
         key, value = self.edit_keys_values(call, query, key, value)
         if attention_mask is not None and key.shape[2] != length:
             raise DiffcoreError(
-                f"{type(self).__name__} changed the number of keys of {call.layer.name} from {length} to {key.shape[2]}, which its attention mask does not allow"
+                f"{type(self).__name__} changed the number of keys of {call.layer.name} from {length} to {key.shape[2]}, which its "
+                "attention mask does not allow"
             )
         # diffusers' default processor relies on the kernel's default scale; pass one only where the layer differs
         scale = None if attn.scale == head_dim**-0.5 else attn.scale

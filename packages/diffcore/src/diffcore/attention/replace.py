@@ -81,7 +81,8 @@ class ReplaceMaps(AttentionProcessor):
         shape, want = tuple(recorded.shape), tuple(probabilities.shape)
         if recorded.ndim != len(want) or shape[0] not in (1, len(items)) or shape[1] not in (1, want[1]) or shape[2:] != want[2:]:
             raise DiffcoreError(
-                f"{call.layer.name} at step {call.step}: the recorded map has shape {shape}; expected ({len(items)} or 1, {want[1]} or 1, {want[2]}, {want[3]})"
+                f"{call.layer.name} at step {call.step}: the recorded map has shape {shape}; expected ({len(items)} or 1, {want[1]} or "
+                f"1, {want[2]}, {want[3]})"
             )
         return recorded.expand(len(items), *want[1:]), items
 
@@ -100,7 +101,8 @@ class ReplaceMaps(AttentionProcessor):
         group = (1 + self.targets) * self.frames
         if batch % group:
             raise DiffcoreError(
-                f"{call.layer.name}: a batch of {batch} is not whole groups of one source and {self.targets} target(s) of {self.frames} frame(s)"
+                f"{call.layer.name}: a batch of {batch} is not whole groups of one source and {self.targets} target(s) of {self.frames} "
+                "frame(s)"
             )
         branches = probabilities.reshape(batch // group, 1 + self.targets, self.frames, *rest)
         source = branches[:, :1].expand(-1, self.targets, -1, *rest)

@@ -43,7 +43,7 @@ def current_ranks() -> Ranks:
         from accelerate import PartialState
     except ImportError:
         raise DiffcoreError(
-            f"this job was started as {world} processes (WORLD_SIZE), which needs accelerate: pip install \"diffcore[jobs]\""
+            f'this job was started as {world} processes (WORLD_SIZE), which needs accelerate: pip install "diffcore[jobs]"'
         ) from None
     import torch
 

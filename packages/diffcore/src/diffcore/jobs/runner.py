@@ -9,7 +9,8 @@ Order of a run, in every process:
    barriers, so no process starts before the folder is ready;
 3. each process takes its shard of the items (``items[rank::world]``), skips the finished
    ones (their record matches), and runs the task on the others; a few threads write the
-   outputs atomically, then the record, while the task computes the next item. A task that raises is recorded in ``failed/`` and the job goes on, or, with
+   outputs atomically, then the record, while the task computes the next item. A task that raises is
+   recorded in ``failed/`` and the job goes on, or, with
    ``fail_fast``, every process stops after its current item.
 """
 

@@ -103,7 +103,15 @@ def encode(x, fmt: str, metadata: dict[str, str]) -> bytes:
     return encode_png(upscale(image_grid(x), target=256, most=8))
 
 
-def sample_task(prior: str, n: int = 16, steps: int = 50, sampler: str = "ddim", format: str = "npy", device: str | None = None, dtype: str | None = None):
+def sample_task(
+    prior: str,
+    n: int = 16,
+    steps: int = 50,
+    sampler: str = "ddim",
+    format: str = "npy",
+    device: str | None = None,
+    dtype: str | None = None,
+):
     """Draw n samples per item (seed) from a prior: one .npy, .safetensors or .png grid each
 
     ``device`` and ``dtype`` choose where the network runs (:func:`diffcore.devices.build_prior`;
@@ -125,7 +133,8 @@ def sample_task(prior: str, n: int = 16, steps: int = 50, sampler: str = "ddim",
     shape = tuple(built.sample_shape) if built.latent is None else None
     if format == "png" and shape is not None and not (len(shape) == 3 and shape[0] in (1, 3)):
         raise DiffcoreError(
-            f"task 'sample': format 'png' takes image priors (C, H, W) with C = 1 or 3; prior {prior!r} draws {shape}: use npy or safetensors"
+            f"task 'sample': format 'png' takes image priors (C, H, W) with C = 1 or 3; prior {prior!r} draws {shape}: use npy or "
+            "safetensors"
         )
     metadata = {"prior": prior, "sampler": sampler, "steps": str(steps), "n": str(n)}
     return SampleRun(built, n, steps, name, format, sampler_options, metadata)

@@ -29,10 +29,21 @@ def section(tour) -> None:
     ):
         start = time.perf_counter()
         summary = run_job(job(folder, seeds), task)
-        rows.append({"run": label, "items": summary.total, "done": summary.done, "skipped": summary.skipped, "failed": summary.failed, "seconds": round(time.perf_counter() - start, 3)})
+        rows.append(
+            {
+                "run": label,
+                "items": summary.total,
+                "done": summary.done,
+                "skipped": summary.skipped,
+                "failed": summary.failed,
+                "seconds": round(time.perf_counter() - start, 3),
+            }
+        )
     resumed = sorted((base / "resumed").glob("*.npy"))
     straight = sorted((base / "straight").glob("*.npy"))
-    same = len(resumed) == len(straight) == total and all(a.name == b.name and a.read_bytes() == b.read_bytes() for a, b in zip(resumed, straight))
+    same = len(resumed) == len(straight) == total and all(
+        a.name == b.name and a.read_bytes() == b.read_bytes() for a, b in zip(resumed, straight)
+    )
     tour.text(
         f"A `sample` job over {total} seeds (64 samples each from a 3-component mixture, 20 DDIM steps), "
         f"run the way a job killed part-way is: the first run finishes {first} items, the restart skips them "

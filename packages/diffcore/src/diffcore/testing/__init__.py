@@ -41,7 +41,14 @@ import torch
 from diffcore.errors import DiffcoreError
 from diffcore.protocols import Cond, check_cond, check_prior_attributes
 
-__all__ = ["check_operator", "check_prior", "check_schedule", "save_tiny_stable_diffusion", "save_tiny_unet_pipeline", "tiny_clip_tokenizer"]
+__all__ = [
+    "check_operator",
+    "check_prior",
+    "check_schedule",
+    "save_tiny_stable_diffusion",
+    "save_tiny_unet_pipeline",
+    "tiny_clip_tokenizer",
+]
 
 
 # -- contract checks -----------------------------------------------------------------------
@@ -66,7 +73,10 @@ def check_schedule(schedule, *, steps=(1, 2, 10, 50)) -> None:
     name = type(schedule).__name__
     t = torch.linspace(0.0, 1.0, 1001, dtype=torch.float64)
     a, s = schedule.alpha(t), schedule.sigma(t)
-    _expect(a.shape == t.shape and s.shape == t.shape, f"{name}: alpha/sigma of a (1001,) time tensor have shapes {tuple(a.shape)}, {tuple(s.shape)}")
+    _expect(
+        a.shape == t.shape and s.shape == t.shape,
+        f"{name}: alpha/sigma of a (1001,) time tensor have shapes {tuple(a.shape)}, {tuple(s.shape)}",
+    )
     _expect(abs(float(a[0]) - 1) <= 1e-6, f"{name}: alpha(0) = {float(a[0])}; expected 1")
     _expect(abs(float(s[0])) <= 1e-6, f"{name}: sigma(0) = {float(s[0])}; expected 0")
     _expect(torch.isfinite(a).all() and torch.isfinite(s).all(), f"{name}: alpha or sigma is not finite on [0, 1]")
@@ -75,7 +85,9 @@ def check_schedule(schedule, *, steps=(1, 2, 10, 50)) -> None:
     grows = a.diff() > 1e-12 * a[1:].abs().clamp_min(1)
     _expect(not grows.any(), f"{name}: alpha(t) grows at t = {float(t[1:][grows][0]) if grows.any() else 0:.4f}; it must not increase")
     shrinks = s.diff() < -1e-12 * s[1:].abs().clamp_min(1)
-    _expect(not shrinks.any(), f"{name}: sigma(t) shrinks at t = {float(t[1:][shrinks][0]) if shrinks.any() else 0:.4f}; it must not decrease")
+    _expect(
+        not shrinks.any(), f"{name}: sigma(t) shrinks at t = {float(t[1:][shrinks][0]) if shrinks.any() else 0:.4f}; it must not decrease"
+    )
     lam = torch.log(a[1:]) - torch.log(s[1:])
     _expect((lam.diff() <= 1e-9).all(), f"{name}: log-SNR log(alpha/sigma) must fall with t")
     inner = t[1:]
@@ -91,7 +103,10 @@ def check_schedule(schedule, *, steps=(1, 2, 10, 50)) -> None:
         if T is not None and k > T:
             continue
         ts = schedule.timesteps(k)
-        _expect(isinstance(ts, torch.Tensor) and ts.shape == (k + 1,), f"{name}: timesteps({k}) has shape {tuple(getattr(ts, 'shape', ()))}; expected ({k + 1},)")
+        _expect(
+            isinstance(ts, torch.Tensor) and ts.shape == (k + 1,),
+            f"{name}: timesteps({k}) has shape {tuple(getattr(ts, 'shape', ()))}; expected ({k + 1},)",
+        )
         _expect(ts.is_floating_point(), f"{name}: timesteps({k}) must be floating point")
         _expect(((ts >= 0) & (ts <= 1)).all(), f"{name}: timesteps({k}) leaves [0, 1]: {ts.tolist()}")
         _expect((ts.diff() < 0).all(), f"{name}: timesteps({k}) must decrease strictly: {ts.tolist()}")
@@ -100,7 +115,10 @@ def check_schedule(schedule, *, steps=(1, 2, 10, 50)) -> None:
         _expect(last == 0.0 or first_step, f"{name}: timesteps({k}) ends at {last}; expected 0" + (f" or 1/T = {1.0 / T}" if T else ""))
         if T is not None and hasattr(schedule, "model_time"):
             m = schedule.model_time(ts[:-1])
-            _expect(((m - m.round()).abs() < 1e-6).all() and (m >= 0).all() and (m <= T - 1).all(), f"{name}: model_time(timesteps({k})) must be integer steps in [0, {T - 1}], got {m.tolist()}")
+            _expect(
+                ((m - m.round()).abs() < 1e-6).all() and (m >= 0).all() and (m <= T - 1).all(),
+                f"{name}: model_time(timesteps({k})) must be integer steps in [0, {T - 1}], got {m.tolist()}",
+            )
 
 
 def _dummy(field: str, n: int, device) -> object:
@@ -131,10 +149,24 @@ def _check_prediction(prior, pred, x, t, label: str, consistent: bool, rtol: flo
     err = (ax0 + seps - xd).abs()
     bound = atol + rtol * (ax0.abs() + seps.abs() + xd.abs())
     worst = float((err / bound).max())
-    _expect(worst <= 1, f"{label}: x_t != alpha x0 + sigma eps (max error {float(err.max()):.3g}, {worst:.3g}x the tolerance); pass consistent=False for priors that clip x0")
+    _expect(
+        worst <= 1,
+        f"{label}: x_t != alpha x0 + sigma eps (max error {float(err.max()):.3g}, {worst:.3g}x the tolerance); pass consistent=False for "
+        "priors that clip x0",
+    )
 
 
-def check_prior(prior, *, n: int = 2, generator: torch.Generator | None = None, cond: Cond | None = None, times=(0.98, 0.6, 0.25, 0.02), consistent: bool | None = None, rtol: float = 1e-4, atol: float = 1e-5) -> None:
+def check_prior(
+    prior,
+    *,
+    n: int = 2,
+    generator: torch.Generator | None = None,
+    cond: Cond | None = None,
+    times=(0.98, 0.6, 0.25, 0.02),
+    consistent: bool | None = None,
+    rtol: float = 1e-4,
+    atol: float = 1e-5,
+) -> None:
     """Check the :class:`~diffcore.protocols.Prior` contract on ``n`` random inputs.
 
     Args:
@@ -153,16 +185,25 @@ def check_prior(prior, *, n: int = 2, generator: torch.Generator | None = None, 
     name = type(prior).__name__
     _expect(n >= 2, "check_prior needs n >= 2")
     shape = getattr(prior, "sample_shape", None)
-    _expect(isinstance(shape, tuple) and shape and all(isinstance(d, int) and d > 0 for d in shape), f"{name}: sample_shape must be a non-empty tuple of positive ints, got {shape!r}")
+    _expect(
+        isinstance(shape, tuple) and shape and all(isinstance(d, int) and d > 0 for d in shape),
+        f"{name}: sample_shape must be a non-empty tuple of positive ints, got {shape!r}",
+    )
     accepts = getattr(prior, "accepts", None)
     known = {f.name for f in fields(Cond)}
-    _expect(isinstance(accepts, frozenset) and accepts <= known, f"{name}: accepts must be a frozenset of Cond fields ({', '.join(sorted(known))}), got {accepts!r}")
+    _expect(
+        isinstance(accepts, frozenset) and accepts <= known,
+        f"{name}: accepts must be a frozenset of Cond fields ({', '.join(sorted(known))}), got {accepts!r}",
+    )
     _expect(hasattr(prior, "latent"), f"{name}: has no 'latent' attribute (None for pixel priors)")
     try:
         check_prior_attributes(prior)
     except DiffcoreError as exc:
         raise AssertionError(str(exc)) from None
-    _expect(isinstance(prior.device, torch.device) and isinstance(prior.dtype, torch.dtype), f"{name}: device and dtype must be a torch.device and a torch.dtype")
+    _expect(
+        isinstance(prior.device, torch.device) and isinstance(prior.dtype, torch.dtype),
+        f"{name}: device and dtype must be a torch.device and a torch.dtype",
+    )
     _expect(prior.class_names is None or isinstance(prior.class_names, tuple), f"{name}: class_names must be None or a tuple")
     _expect(isinstance(prior.image_shape, tuple) and len(prior.image_shape) >= 1, f"{name}: image_shape must be a tuple")
     null = prior.null_cond
@@ -184,7 +225,10 @@ def check_prior(prior, *, n: int = 2, generator: torch.Generator | None = None, 
     t0 = torch.tensor(float(times[0]), dtype=torch.float64)
     pred0 = prior.predict(x, t0, cond)
     _check_prediction(prior, pred0, x, t0, f"{name}.predict(x, 0-d tensor t={float(t0)})", consistent, rtol, atol)
-    _expect(torch.allclose(pred0.x0, preds[times[0]].x0, rtol=1e-5, atol=1e-6), f"{name}: a 0-d tensor t and the same float t give different predictions")
+    _expect(
+        torch.allclose(pred0.x0, preds[times[0]].x0, rtol=1e-5, atol=1e-6),
+        f"{name}: a 0-d tensor t and the same float t give different predictions",
+    )
 
     per_sample = torch.tensor([float(times[i % len(times)]) for i in range(n)], dtype=torch.float64)
     vec = prior.predict(x, per_sample, cond)
@@ -194,18 +238,28 @@ def check_prior(prior, *, n: int = 2, generator: torch.Generator | None = None, 
         for part in ("x0", "eps"):
             got, want = getattr(vec, part)[i], getattr(ref, part)[i]
             scale = float(want.abs().max()) + 1e-6
-            _expect(torch.allclose(got, want, rtol=1e-4, atol=1e-5 * scale), f"{name}: per-sample t gives {part}[{i}] different from scalar t={float(per_sample[i])} (max diff {float((got - want).abs().max()):.3g})")
+            _expect(
+                torch.allclose(got, want, rtol=1e-4, atol=1e-5 * scale),
+                f"{name}: per-sample t gives {part}[{i}] different from scalar t={float(per_sample[i])} (max diff "
+                f"{float((got - want).abs().max()):.3g})",
+            )
 
     if null is not None and null.given() and cond is None:
         unc = prior.predict(x, float(times[1]), null)
         _check_prediction(prior, unc, x, times[1], f"{name}.predict(x, t, null_cond)", consistent, rtol, atol)
     start = prior.sample_marginal(n, float(times[0]), generator=g, dtype=torch.float32, device=device)
-    _expect(start is None or (isinstance(start, torch.Tensor) and tuple(start.shape) == (n, *shape)), f"{name}: sample_marginal must return None or ({n}, *sample_shape)")
+    _expect(
+        start is None or (isinstance(start, torch.Tensor) and tuple(start.shape) == (n, *shape)),
+        f"{name}: sample_marginal must return None or ({n}, *sample_shape)",
+    )
 
     again = prior.predict(x, float(times[1]), cond)
     for part in ("x0", "eps"):
         first = getattr(preds[times[1]], part)
-        _expect(torch.allclose(getattr(again, part), first, rtol=1e-6, atol=1e-6), f"{name}: predict is not deterministic ({part} differs between two identical calls)")
+        _expect(
+            torch.allclose(getattr(again, part), first, rtol=1e-6, atol=1e-6),
+            f"{name}: predict is not deterministic ({part} differs between two identical calls)",
+        )
     _expect(torch.equal(x, x_copy), f"{name}: predict modified x_t in place")
 
     for field_name in sorted(known - accepts):
@@ -215,7 +269,9 @@ def check_prior(prior, *, n: int = 2, generator: torch.Generator | None = None, 
         except DiffcoreError:
             continue
         except Exception as exc:  # noqa: BLE001 - report what was raised instead
-            raise AssertionError(f"{name}: unaccepted cond.{field_name} raised {type(exc).__name__} ({exc}); expected a DiffcoreError") from exc
+            raise AssertionError(
+                f"{name}: unaccepted cond.{field_name} raised {type(exc).__name__} ({exc}); expected a DiffcoreError"
+            ) from exc
         raise AssertionError(f"{name}: accepted cond.{field_name} although accepts={sorted(accepts)}")
 
     latent = prior.latent
@@ -223,7 +279,9 @@ def check_prior(prior, *, n: int = 2, generator: torch.Generator | None = None, 
         with torch.no_grad():
             images = latent.decode(x)
             _expect(images.ndim >= 2 and images.shape[0] == n, f"{name}: latent.decode gave shape {tuple(images.shape)} for {n} latents")
-            _expect(torch.isfinite(images).all() and images.abs().max() <= 1 + 1e-5, f"{name}: latent.decode must give finite images in [-1, 1]")
+            _expect(
+                torch.isfinite(images).all() and images.abs().max() <= 1 + 1e-5, f"{name}: latent.decode must give finite images in [-1, 1]"
+            )
             back = latent.encode(images)
             _expect(back.shape == x.shape, f"{name}: latent.encode gave shape {tuple(back.shape)}; expected {tuple(x.shape)}")
             _expect(torch.isfinite(back).all(), f"{name}: latent.encode is not finite")
@@ -238,7 +296,17 @@ def _need_diffusers():
         raise ImportError('diffcore.testing.save_tiny_* needs diffusers and transformers: pip install "diffcore[diffusers]"') from exc
 
 
-def save_tiny_unet_pipeline(folder, *, prediction_type: str = "epsilon", clip_sample: bool = True, sample_size: int = 8, channels: int = 3, seed: int = 0, block_out_channels=(16, 32), scheduler_options: dict | None = None) -> Path:
+def save_tiny_unet_pipeline(
+    folder,
+    *,
+    prediction_type: str = "epsilon",
+    clip_sample: bool = True,
+    sample_size: int = 8,
+    channels: int = 3,
+    seed: int = 0,
+    block_out_channels=(16, 32),
+    scheduler_options: dict | None = None,
+) -> Path:
     """Save a tiny random ``UNet2DModel`` + ``DDIMScheduler`` as a ``DDIMPipeline`` folder.
 
     The UNet has two resolution levels (the second with self-attention) and one layer per block;
@@ -348,7 +416,9 @@ def save_tiny_stable_diffusion(folder, *, seed: int = 0) -> Path:
             projection_dim=16,
         )
         text_encoder = CLIPTextModel(text_config)
-    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+    scheduler = DDIMScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False, steps_offset=1
+    )
     pipe = StableDiffusionPipeline(
         vae=vae,
         text_encoder=text_encoder,
@@ -372,7 +442,15 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((diff / scale).max())
 
 
-def check_operator(op, *, generator: torch.Generator | None = None, batch: int = 2, dtype: torch.dtype = torch.float64, rtol: float = 1e-6, pinv_rtol: float | None = None) -> None:
+def check_operator(
+    op,
+    *,
+    generator: torch.Generator | None = None,
+    batch: int = 2,
+    dtype: torch.dtype = torch.float64,
+    rtol: float = 1e-6,
+    pinv_rtol: float | None = None,
+) -> None:
     """Check the measurement-operator contract of diff-inverse's ``LinearOperator`` (duck-typed).
 
     On ``batch`` random ``x`` of ``op.x_shape`` and ``y`` of ``op.y_shape`` (in ``dtype``):
@@ -417,25 +495,38 @@ def check_operator(op, *, generator: torch.Generator | None = None, batch: int =
     _expect(ax.dtype == dtype, f"{name}: A(x) has dtype {ax.dtype}; expected {dtype} like x")
     _expect(torch.isfinite(ax).all(), f"{name}: A(x) is not finite")
     first = op.A(x[:1])
-    _expect(_rel(first, ax[:1]) <= max(rtol, 1e-5) or float(ax[:1].abs().max()) == 0, f"{name}: A(x[:1]) differs from A(x)[:1]: items of a batch must not interact")
+    _expect(
+        _rel(first, ax[:1]) <= max(rtol, 1e-5) or float(ax[:1].abs().max()) == 0,
+        f"{name}: A(x[:1]) differs from A(x)[:1]: items of a batch must not interact",
+    )
     bad = torch.zeros((batch, *x_shape[:-1], x_shape[-1] + 1), dtype=dtype)
     try:
         op.A(bad)
     except DiffcoreError:
         pass
     except Exception as exc:  # noqa: BLE001 - report what was raised instead
-        raise AssertionError(f"{name}: A on a wrongly shaped x {tuple(bad.shape)} raised {type(exc).__name__} ({exc}); expected a DiffcoreError (ShapeError)") from exc
+        raise AssertionError(
+            f"{name}: A on a wrongly shaped x {tuple(bad.shape)} raised {type(exc).__name__} ({exc}); expected a DiffcoreError (ShapeError)"
+        ) from exc
     else:
         raise AssertionError(f"{name}: A accepted x of shape {tuple(bad.shape)}; expected a ShapeError naming {x_shape}")
-    _expect(getattr(op, "sigma_y", None) is not None and op.sigma_y >= 0, f"{name}: sigma_y must be >= 0, got {getattr(op, 'sigma_y', None)!r}")
+    _expect(
+        getattr(op, "sigma_y", None) is not None and op.sigma_y >= 0, f"{name}: sigma_y must be >= 0, got {getattr(op, 'sigma_y', None)!r}"
+    )
     y1 = op.measure(x, generator=torch.Generator().manual_seed(1))
     y2 = op.measure(x, generator=torch.Generator().manual_seed(1))
-    _expect(tuple(y1.shape) == (batch, *y_shape) and torch.equal(y1, y2), f"{name}: measure with the same seeded generator must give the same y of shape {(batch, *y_shape)}")
+    _expect(
+        tuple(y1.shape) == (batch, *y_shape) and torch.equal(y1, y2),
+        f"{name}: measure with the same seeded generator must give the same y of shape {(batch, *y_shape)}",
+    )
     if not getattr(op, "linear", False):
         return
 
     lin = op.A(2 * x - 3 * x2)
-    _expect(_rel(lin, 2 * ax - 3 * op.A(x2)) <= max(rtol, 1e-5), f"{name}: A is not linear: A(2 x - 3 x2) != 2 A(x) - 3 A(x2) (relative error {_rel(lin, 2 * ax - 3 * op.A(x2)):.3g})")
+    _expect(
+        _rel(lin, 2 * ax - 3 * op.A(x2)) <= max(rtol, 1e-5),
+        f"{name}: A is not linear: A(2 x - 3 x2) != 2 A(x) - 3 A(x2) (relative error {_rel(lin, 2 * ax - 3 * op.A(x2)):.3g})",
+    )
     aty = op.A_adjoint(y)
     _expect(tuple(aty.shape) == (batch, *x_shape), f"{name}: A_adjoint(y) has shape {tuple(aty.shape)}; expected {(batch, *x_shape)}")
     dims = tuple(range(1, ax.ndim))
@@ -443,7 +534,9 @@ def check_operator(op, *, generator: torch.Generator | None = None, batch: int =
     rhs = (x * aty).sum(tuple(range(1, x.ndim)))
     scale = ax.flatten(1).norm(dim=1) * y.flatten(1).norm(dim=1) + x.flatten(1).norm(dim=1) * aty.flatten(1).norm(dim=1)
     err = float(((lhs - rhs).abs() / scale.clamp_min(1e-30)).max())
-    _expect(err <= rtol, f"{name}: not adjoint: <A x, y> = {lhs.tolist()} but <x, A^T y> = {rhs.tolist()} (relative error {err:.3g} > {rtol:g})")
+    _expect(
+        err <= rtol, f"{name}: not adjoint: <A x, y> = {lhs.tolist()} but <x, A^T y> = {rhs.tolist()} (relative error {err:.3g} > {rtol:g})"
+    )
     pinv = op.A_pinv(ax)
     _expect(tuple(pinv.shape) == (batch, *x_shape), f"{name}: A_pinv(y) has shape {tuple(pinv.shape)}; expected {(batch, *x_shape)}")
     err = _rel(op.A(pinv), ax)
@@ -453,12 +546,17 @@ def check_operator(op, *, generator: torch.Generator | None = None, batch: int =
 
     s = op.singulars()
     k = s.numel()
-    _expect(s.ndim == 1 and 0 < k <= min(n, m), f"{name}: singulars() has shape {tuple(s.shape)}; expected (k,) with 0 < k <= min(n={n}, m={m})")
+    _expect(
+        s.ndim == 1 and 0 < k <= min(n, m), f"{name}: singulars() has shape {tuple(s.shape)}; expected (k,) with 0 < k <= min(n={n}, m={m})"
+    )
     _expect(torch.isfinite(s).all() and (s > 0).all(), f"{name}: singulars must be finite and positive (min {float(s.min()):.3g})")
     c = op.Vt(x)
     _expect(tuple(c.shape) == (batch, n), f"{name}: Vt(x) has shape {tuple(c.shape)}; expected {(batch, n)}")
     norms = c.norm(dim=1) / x.flatten(1).norm(dim=1)
-    _expect(((norms - 1).abs() <= max(rtol, 1e-6) * 10).all(), f"{name}: Vt must keep the norm (V orthonormal): ||Vt x|| / ||x|| = {norms.tolist()}")
+    _expect(
+        ((norms - 1).abs() <= max(rtol, 1e-6) * 10).all(),
+        f"{name}: Vt must keep the norm (V orthonormal): ||Vt x|| / ||x|| = {norms.tolist()}",
+    )
     back = op.V(c)
     _expect(tuple(back.shape) == (batch, *x_shape), f"{name}: V(c) has shape {tuple(back.shape)}; expected {(batch, *x_shape)}")
     _expect(_rel(back, x) <= rtol, f"{name}: V(Vt(x)) != x (relative error {_rel(back, x):.3g})")
@@ -467,7 +565,9 @@ def check_operator(op, *, generator: torch.Generator | None = None, batch: int =
     ck = torch.randn((batch, k), generator=g, dtype=dtype)
     uc = op.U(ck)
     _expect(tuple(uc.shape) == (batch, *y_shape), f"{name}: U(c) has shape {tuple(uc.shape)}; expected {(batch, *y_shape)}")
-    _expect(_rel(op.Ut(uc), ck) <= rtol, f"{name}: Ut(U(c)) != c: U must have orthonormal columns (relative error {_rel(op.Ut(uc), ck):.3g})")
+    _expect(
+        _rel(op.Ut(uc), ck) <= rtol, f"{name}: Ut(U(c)) != c: U must have orthonormal columns (relative error {_rel(op.Ut(uc), ck):.3g})"
+    )
     _expect(tuple(op.Ut(y).shape) == (batch, k), f"{name}: Ut(y) has shape {tuple(op.Ut(y).shape)}; expected {(batch, k)}")
     svd = op.U(s.to(c) * c[:, :k])
     _expect(_rel(svd, ax) <= rtol, f"{name}: A(x) != U(singulars() * Vt(x)[:, :k]) (relative error {_rel(svd, ax):.3g})")

@@ -154,7 +154,8 @@ def load_finetuned(base: str | None, path, *, device=None, dtype=None):
     if listed and listed != set(tensors):
         missing = sorted(listed - set(tensors))
         raise CheckpointError(
-            f"{folder / WEIGHTS} does not hold what {RECORD} lists ({len(missing)} missing, e.g. {missing[0] if missing else sorted(set(tensors) - listed)[0]!r})"
+            f"{folder / WEIGHTS} does not hold what {RECORD} lists ({len(missing)} missing, e.g. "
+            f"{missing[0] if missing else sorted(set(tensors) - listed)[0]!r})"
         )
     options = {k: v for k, v in (("device", device), ("dtype", dtype)) if v is not None}
     prior = create("prior", base or record["base"], **options)

@@ -41,7 +41,8 @@ def check_trainable(prior) -> None:
     if not isinstance(prior, Trainable):
         missing = [a for a in ("network", "prediction_type", "schedule", "network_output") if not hasattr(prior, a)]
         raise DiffcoreError(
-            f"{type(prior).__name__} is not trainable: it lacks {', '.join(missing)} (diffcore.protocols.Trainable; the diffusers adapters and zoo priors have them)"
+            f"{type(prior).__name__} is not trainable: it lacks {', '.join(missing)} (diffcore.protocols.Trainable; the diffusers "
+            "adapters and zoo priors have them)"
         )
 
 

@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 
 from diffcore.errors import DiffcoreError
-from diffcore.protocols import Cond
+from diffcore.protocols import Cond, check_prior_attributes
 
 METHODS = ("esd-x", "esd-u", "esd-full", "ablation")
 FORMAT = "diffcore-safety-erasure"
@@ -91,7 +91,8 @@ class ErasureResult:
 
 def concept_cond(prior, concept, what: str = "concept") -> Cond:
     """The :class:`Cond` of a concept (a label or a prompt), checked against what ``prior`` accepts."""
-    accepts = set(getattr(prior, "accepts", ()))
+    check_prior_attributes(prior)
+    accepts = set(prior.accepts)
     if "labels" in accepts:
         try:
             label = int(concept)
@@ -132,7 +133,8 @@ def selection_for(prior, method: str, train: str | None = None) -> str:
         if _has_class_embedding(network):
             return "pattern:class_embedding.*"
         raise DiffcoreError(
-            f"{method} trains the layers that read the condition, and this network has neither cross-attention nor a class embedding; use esd-u or esd-full"
+            f"{method} trains the layers that read the condition, and this network has neither cross-attention nor a class embedding; "
+            "use esd-u or esd-full"
         )
     return "all-but-cross-attention" if method == "esd-u" and cross else "all"
 
@@ -141,9 +143,11 @@ def check_erasable(prior) -> None:
     """A one-line error unless ``prior`` is a conditional prior with a network to fine-tune and a null condition."""
     from diffcore.training.loss import check_trainable
 
-    if not hasattr(prior, "network") or not isinstance(prior.network, torch.nn.Module):
+    check_prior_attributes(prior)
+    if not isinstance(getattr(prior, "network", None), torch.nn.Module):  # the Trainable contract's network, optional for priors
         raise DiffcoreError(
-            f"prior {getattr(prior, 'name', type(prior).__name__)!r} has no network to fine-tune; erasure needs a network-backed prior (diffusers, stable-diffusion, zoo)"
+            f"prior {getattr(prior, 'name', type(prior).__name__)!r} has no network to fine-tune; erasure needs a network-backed prior "
+            "(diffusers, stable-diffusion, zoo)"
         )
     check_trainable(prior)
 

@@ -78,7 +78,10 @@ def erase_command(prior_spec, concept, method, out, anchor, eta, steps, batch, l
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
-    line = f"erased {concept!r} with {method} ({result.selection}, {result.info['trained_values']} values, {result.info['steps']} steps); load it with diffcore.create('prior', 'finetuned', path={str(out)!r})"
+    line = (
+        f"erased {concept!r} with {method} ({result.selection}, {result.info['trained_values']} values, {result.info['steps']} steps); "
+        f"load it with diffcore.create('prior', 'finetuned', path={str(out)!r})"
+    )
     if measure:
         m = extra["measurement"]
         line += f"; class {concept}: {100 * m['rates_before'][int(concept)]:.0f} % -> {100 * m['rates_after'][int(concept)]:.0f} %"
