@@ -11,7 +11,7 @@ def test_diffcore_lists_what_diff_3d_registers():
     assert info.error is None, info.error
     components = {kind: names for kind, names in info.registered.items() if kind != "command"}  # commands: once the CLI has started
     assert components == {
-        "prior": ["analytic-scene", "zoo:shapes"],
+        "prior": ["analytic-scene", "zoo:shapes", "zoo:views"],
         "representation": ["image", "voxel", "triplane", "nerfacto", "gaussians"],
         "distiller": ["sds", "sjc", "vsd"],
         "tour": ["3d", "3d-points"],
@@ -36,5 +36,5 @@ def test_registration_and_method_discovery_import_nothing_heavy():
         "print(sorted(m for m in ('diffusers', 'transformers', 'peft', 'skimage', 'trimesh') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.splitlines()
-    assert out[-2] == "['diff-sds', 'diff-sjc', 'diff-vsd']"
+    assert out[-2] == "['diff-sds', 'diff-sjc', 'diff-vsd', 'diff-zero123']"
     assert out[-1] == "[]"

@@ -138,10 +138,18 @@ def shapes(path=None, points=None, device=None, dtype=None):
     return load(path=path, points=points, device=device, dtype=dtype)
 
 
+def views(path=None, device=None, dtype=None, clip_x0=None):
+    """Novel 32x32 views of procedural scenes from one reference view and the relative pose: Cond(image=reference, camera=relative)"""
+    from diff_3d.views.zoo import load
+
+    return load(path=path, device=device, dtype=dtype, clip_x0=clip_x0)
+
+
 @hookimpl
 def register_priors(register):
     register("analytic-scene", analytic_scene)
     register("zoo:shapes", shapes)
+    register("zoo:views", views)
 
 
 @hookimpl
