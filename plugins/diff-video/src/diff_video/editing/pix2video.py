@@ -66,7 +66,7 @@ class Pix2VideoRun(CrossFrameRun):
 class Pix2VideoEditor(Editor):
     """Anchor + previous-frame attention and the guided latent update of weight ``weight`` (see the module docstring)."""
 
-    weight: float = 2.0
+    weight: float = 0.5
     attend: str = "first+previous"
     name = "pix2video"
     needs = "self"
