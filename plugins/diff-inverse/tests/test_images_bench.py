@@ -225,6 +225,29 @@ def test_document_replaces_its_section_and_keeps_the_others(tiny):
     assert bench.update_document(new, a2) == new  # idempotent
 
 
+def test_sections_follow_the_priors_and_the_intro_says_what_the_page_holds(tiny):
+    import dataclasses
+
+    x = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    r = bench.run(f"diffusers:path={str(tiny['rgb8'])!r}", images=x, operators=["denoise"], solvers=["ddrm"], steps=2)
+    rerun = "diffcore inverse bench images --prior zoo:phantoms --samples 2 --out docs/inverse-images.md"
+    phantoms = dataclasses.replace(r, key="zoo:phantoms", command=rerun)
+    text = bench.update_document(None, phantoms)
+    text = bench.update_document(text, dataclasses.replace(r, key="check"))
+    text = bench.update_document(text, dataclasses.replace(r, key="zoo:digits"))
+    assert _section_keys(text) == ["zoo:digits", "zoo:phantoms", "check"]  # the order of bench.PRIORS, the check last
+    head = text.split("<!-- bench-images begin")[0]
+    assert "- `zoo:phantoms`: 1 images, 2 steps, one posterior sample per image" in head
+    assert "- not on this page (not measured with the current code): `zoo:patches`, `zoo:textures`" in head
+    commands = head.split("```bash\n")[1].split("```")[0].splitlines()
+    assert commands[1:4] == [
+        "diffcore inverse bench images --prior zoo:patches --samples 8 --out docs/inverse-images.md",  # the default, not measured
+        "diffcore inverse bench images --prior zoo:textures --samples 8 --out docs/inverse-images.md",
+        rerun,  # the section's own
+    ]
+    assert bench.regenerate(text) == text
+
+
 def _bench(args, out):
     return CliRunner().invoke(cli, ["inverse", "bench", "images", *args, "--out", str(out)])
 
@@ -245,7 +268,8 @@ def test_cli_writes_the_document_atomically(tmp_path, tiny):
     assert res.exit_code == 0, res.output
     both = out.read_text()
     assert _section_keys(both) == ["zoo:digits", "zoo:patches"] and str(tiny["rgb32"]) not in both
-    assert both.split("<!-- bench-images end zoo:digits -->")[0] == text.split("<!-- bench-images end zoo:digits -->")[0]
+    digits = "<!-- bench-images begin zoo:digits -->"
+    assert both.split(digits)[1].split("<!-- bench-images end")[0] == text.split(digits)[1].split("<!-- bench-images end")[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["doc.md"]
 
 
@@ -271,3 +295,36 @@ def test_cli_bad_input_is_one_line_exit_2_and_leaves_the_document(tmp_path, tiny
     assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
     assert says in lines[0]
     assert out.read_text() == "kept\n" and sorted(p.name for p in tmp_path.iterdir()) == ["doc.md"]
+
+
+PAGE = __import__("pathlib").Path(__file__).resolve().parents[3] / "docs" / "inverse-images.md"
+
+
+@pytest.mark.skipif(not PAGE.is_file(), reason="docs/inverse-images.md is in the repository")
+def test_the_published_page_is_what_the_code_makes_of_its_data():
+    text = PAGE.read_text()
+    assert bench.regenerate(text) == text
+    results = bench.results_of(text)
+    keys = [r.key for r in results]
+    assert "zoo:digits" in keys and keys == [p for p in bench.PRIORS if p in keys] + ["check"]  # a missing prior is named in the intro
+    for r in results[:-1]:  # every section has the default rows and columns of the code
+        assert r.solvers == list(bench.DEFAULT_SOLVERS), r.key
+        assert [row.row for row in r.rows] == list(bench.operator_rows(r.key, r.shape)), r.key
+
+
+@needs_digits
+@pytest.mark.skipif(not PAGE.is_file(), reason="docs/inverse-images.md is in the repository")
+def test_the_check_section_is_repeated():
+    """A fresh run of the check measurement gives the published check section's numbers (to 0.02 dB, 0.002 SSIM)."""
+    published = bench.results_of(PAGE.read_text())[-1]
+    fresh = bench.run_check()
+    assert published.key == fresh.key == "check" and published.solvers == fresh.solvers
+    for old, new in zip(published.rows, fresh.rows):
+        assert old.row == new.row and old.baselines.keys() == new.baselines.keys()
+        for s in fresh.solvers:
+            a, b = old.cells[s], new.cells[s]
+            if isinstance(a, str) or isinstance(b, str):
+                assert a == b, (old.row.key, s)
+                continue
+            assert all(abs(x - y) <= 0.02 for x, y in zip(a.psnr, b.psnr)), (old.row.key, s, a.psnr, b.psnr)
+            assert all(abs(x - y) <= 0.002 for x, y in zip(a.ssim, b.ssim)), (old.row.key, s)

@@ -20,7 +20,7 @@ every solver with its defaults, as a user calls ``diff_inverse.solve``.
 for every problem, so a cell averages over weight draws too; ``block`` is what the authors'
 script does: one weight vector per (d_x, steps) block, shared by the problems of its cells, and
 different problems for 20 and 100 steps. With ``block`` a cell's mean depends strongly on its one
-weight draw (docs/inverse-gmm.md measures how much), so cells of two runs compare only through
+weight draw (tools/bench/gmm_authors.py --part block measures how much), so cells of two runs compare only through
 their prior column.
 """
 

@@ -2,10 +2,11 @@
 
 :func:`markdown` renders one prior's section from a :class:`~diff_inverse.bench.image_scores.Result`;
 :func:`update_document` puts it into a page of sections (replacing that prior's, keeping the
-others) under the intro :func:`intro`, which is generated from the code too. Each section carries
-its result as JSON in an HTML comment, so :func:`regenerate` can rebuild the whole page from the
-page itself: the tests check that a published page is exactly what the current code makes of its
-data, and repeat the ``check`` section's measurement (:data:`CHECK`).
+others, in the order of :data:`PRIORS`) under the intro :func:`intro`, which is generated from the
+code and the sections' data too (what the page holds, which default prior it lacks, each section's
+rerun command). Each section carries its result as JSON in an HTML comment, so :func:`regenerate`
+can rebuild the whole page from the page itself: the tests check that a published page is exactly
+what the current code makes of its data, and repeat the ``check`` section's measurement (:data:`CHECK`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ _BEGIN, _END, _DATA = "<!-- bench-images begin {key} -->", "<!-- bench-images en
 _SECTION = re.compile(r"<!-- bench-images begin (?P<key>\S+) -->\n.*?<!-- bench-images end (?P=key) -->\n?", re.S)
 _DATA_LINE = re.compile(r"^<!-- bench-images data (?P<data>.*) -->$", re.M)
 CHECK_KEY = "check"
+# The page's priors, in the page's order, and how each is rerun by default (posterior samples per image)
+PRIORS = {"zoo:digits": 8, "zoo:patches": 8, "zoo:textures": 8, "zoo:phantoms": 4}
 # The measurement the tests repeat: zoo:digits, two images, a noisy and a noiseless row, every default solver, 5 steps
 CHECK = {"prior": "zoo:digits", "operators": ["sr-x2", "inpaint-box-noiseless"], "steps": 5, "n": 2, "seed": 0}
 
@@ -154,8 +157,32 @@ def markdown(result: Result) -> str:
     return "\n".join(line for i, line in enumerate(lines) if line or (i and lines[i - 1])).rstrip("\n") + "\n"
 
 
-def intro() -> str:
-    """The page's intro, from the code: the default solvers, what each needs, and how the tables are made."""
+def _contents(results: list[Result]) -> list[str]:
+    """What the page holds (from its sections' data) and which of :data:`PRIORS` it lacks."""
+    measured = [r for r in results if r.key != CHECK_KEY]
+    lines = [
+        f"- `{r.key}`: {r.n} images, {r.steps} steps, "
+        + (f"{r.samples} posterior samples per image" if r.samples > 1 else "one posterior sample per image")
+        for r in measured
+    ]
+    missing = [p for p in PRIORS if p not in {r.key for r in measured}]
+    if missing:
+        lines.append(f"- not on this page (not measured with the current code): {', '.join(f'`{p}`' for p in missing)}")
+    return lines
+
+
+def _commands(results: list[Result]) -> list[str]:
+    """Each section's rerun command, and the default one of every prior of :data:`PRIORS` the page lacks."""
+    given = {r.key: r.command for r in results if r.command}
+    keys = [*PRIORS, *(k for k in given if k not in PRIORS and k != CHECK_KEY), CHECK_KEY]
+    out = "diffcore inverse bench images {} --out docs/inverse-images.md"
+    defaults = {p: out.format(f"--prior {p} --samples {k}") for p, k in PRIORS.items()} | {CHECK_KEY: out.format("--check")}
+    return [given.get(k) or defaults[k] for k in keys]
+
+
+def intro(results: list[Result] | None = None) -> str:
+    """The page's intro, from the code and the page's data (``results``, its sections): the default solvers,
+    what each needs, how the tables are made, what the page holds and how each section is rerun."""
     from diff_inverse.bench.image_rows import DEFAULT_SOLVERS
     from diff_inverse.solvers import SOLVERS
     from diff_inverse.solvers.fit import Needs
@@ -169,6 +196,9 @@ def intro() -> str:
             if flag
         ]
         needs.append(f"`{name}` ({' and '.join(said)}" + (", noiseless y" if n.noiseless else "") + ")")
+    results = list(results or [])
+    contents = "\n".join(_contents(results))
+    commands = "\n".join(_commands(results))
     return f"""{TITLE}
 
 Each section below takes one image prior and its held-out test images, measures them with each
@@ -200,14 +230,14 @@ section's measurement).
 - Class-conditional priors are used unconditionally (their null label). Where the operator has
   no SVD (CT) the pseudo-inverse is conjugate gradients on the normal equations.
 
+The priors on this page:
+
+{contents}
+
 Rerun a section (it replaces the section of the same prior and keeps the others), and the check:
 
 ```bash
-diffcore inverse bench images --prior zoo:digits --samples 8 --out docs/inverse-images.md
-diffcore inverse bench images --prior zoo:patches --samples 8 --out docs/inverse-images.md
-diffcore inverse bench images --prior zoo:textures --samples 8 --out docs/inverse-images.md
-diffcore inverse bench images --prior zoo:phantoms --samples 4 --out docs/inverse-images.md
-diffcore inverse bench images --check --out docs/inverse-images.md
+{commands}
 ```
 
 `--operators` and `--solvers` choose rows and columns (`diffcore inverse bench images --help`).
@@ -242,16 +272,18 @@ def update_document(text: str | None, result: Result) -> str:
         parts.append(section(Result.from_json(json.loads(found.group("data")))) if found else m.group(0).rstrip("\n") + "\n")
     if not placed:
         parts.append(section(result))
-    checks = [p for p in parts if p.startswith(_BEGIN.format(key=CHECK_KEY))]
-    others = [p for p in parts if not p.startswith(_BEGIN.format(key=CHECK_KEY))]
-    return intro() + "\n" + "\n".join(others + checks)
+    order = {key: i for i, key in enumerate(PRIORS)}
+    keyed = [(_SECTION.match(p).group("key"), p) for p in parts]
+    keyed.sort(key=lambda kp: 1 + len(order) if kp[0] == CHECK_KEY else order.get(kp[0], len(order)))  # stable: others keep their place
+    parts = [p for _, p in keyed]
+    return intro(results_of("".join(parts))) + "\n" + "\n".join(parts)
 
 
 def regenerate(text: str) -> str:
     """The page the current code makes of the data in ``text``."""
     results = results_of(text)
     if not results:
-        return intro()
+        return intro([])
     out = None
     for r in results:
         out = update_document(out, r)

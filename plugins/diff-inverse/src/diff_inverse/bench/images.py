@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from diff_inverse.bench.image_page import CHECK, TITLE, intro, markdown, regenerate, results_of, update_document, write
+from diff_inverse.bench.image_page import CHECK, PRIORS, TITLE, intro, markdown, regenerate, results_of, update_document, write
 from diff_inverse.bench.image_rows import (
     DEFAULT_SIGMA_Y,
     DEFAULT_SOLVERS,
@@ -47,6 +47,7 @@ __all__ = [
     "DEFAULT_SOLVERS",
     "FAILED",
     "LOSS",
+    "PRIORS",
     "ROWS",
     "TITLE",
     "DiffcoreError",
