@@ -1,4 +1,8 @@
-"""``diffcore video``: generate, extend, interpolate and upscale videos, train and evaluate zoo:moving-digits.
+"""``diffcore video``: generate, extend, interpolate, upscale and edit videos, train and evaluate zoo:moving-digits.
+
+``edit --prior SPEC --video IN --target T --editor NAME --out DIR`` edits a video with an image
+prior (:mod:`diff_video.editing`) and writes the edit, a side-by-side comparison and
+``metrics.json`` the same way (:mod:`diff_video.editing.run`).
 
 ``generate|extend|interpolate|upscale --prior SPEC --out DIR`` write each video as MP4 and GIF
 (``--format``) and ``metrics.json``; every input problem (a prior that is not a video prior, a
@@ -213,3 +217,64 @@ def evaluate_command(path, n, steps, card):
     if card:
         write_card(path, figures)
     click.echo(json.dumps(figures["figures"], indent=2))
+
+
+def _edit_options(options: dict):
+    from diff_video.editing.run import EditOptions
+
+    fmt = options.pop("format", "gif,mp4")
+    outputs = tuple(part for part in str(fmt).replace(" ", "").split(",") if part)
+    return EditOptions(outputs=outputs, **options)
+
+
+def video_edit_task(prior, target, **options):
+    """video edit: the edit (.gif/.mp4), the side-by-side comparison (-compare.gif/.mp4) and .json metrics per input video"""
+    from diff_video.editing.run import prepare_edit
+
+    job = prepare_edit(_edit_options({"prior": prior, "target": str(target), **options}))
+
+    def run_item(item):
+        if item.path is None:
+            raise DiffcoreError("video edit needs video files as items ([items] folder, glob or manifest)")
+        files = job(item.path)
+        renamed = {"metrics.json": ".json"}
+        return {renamed.get(name, name.replace("edit.", ".").replace("compare.", "-compare.")): data for name, data in files.items()}
+
+    return run_item
+
+
+@job_option(video_edit_task)
+@video.command("edit")
+@click.option("--prior", required=True, metavar="SPEC", help="An image prior: zoo:digits, diffusers:path=..., stable-diffusion:...")
+@click.option("--video", "video_path", required=True, type=click.Path(path_type=Path), help="The video to edit (MP4, GIF, ...).")
+@click.option("--target", required=True, help="What to edit towards: a class index or name (zoo priors) or a prompt.")
+@click.option("--editor", default="pix2video", show_default=True, type=click.Choice(["per-frame", "pix2video", "cross-frame", "fatezero"]))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder (edit, comparison, metrics.json).")
+@click.option("--source", default=None, help="The condition the video is inverted under (default: the prior's unconditional model).")
+@click.option("--steps", type=int, default=20, show_default=True, help="DDIM steps of the full schedule.")
+@click.option("--strength", type=float, default=0.8, show_default=True, help="How far to invert (share of the schedule).")
+@click.option("--guidance", type=float, default=1.0, show_default=True, help="Classifier-free guidance scale of the target.")
+@click.option("--chunk", type=int, default=8, show_default=True, help="Frames per pass (memory grows with it, not with the video).")
+@click.option("--refine", type=int, default=2, show_default=True, help="Fixed-point iterations per inversion step.")
+@click.option("--weight", type=float, default=None, help="pix2video: weight of the guided update (default 0.5).")
+@click.option("--resize", is_flag=True, help="Resize the input frames to the prior's image size.")
+@click.option("--start", type=float, default=None, help="Read from this time (s).")
+@click.option("--end", type=float, default=None, help="Read up to this time (s).")
+@click.option("--stride", type=int, default=1, show_default=True, help="Read every k-th frame.")
+@click.option("--count", type=int, default=None, help="Read at most this many frames (after --stride).")
+@click.option("--format", "format", default="gif,mp4", show_default=True, help="Files to write: gif, mp4 or both.")
+@click.option("--fps", type=float, default=8.0, show_default=True, help="Frame rate of the written files.")
+@click.option("--scale", type=int, default=4, show_default=True, help="Integer upscaling of the written files (nearest).")
+@device_options
+def edit_command(video_path, out, **options):
+    """Edit a video with an image prior (per-frame, pix2video, cross-frame, fatezero): edit, side-by-side comparison, metrics."""
+    from diff_video.editing.run import prepare_edit
+
+    _check_out(out)
+    job = prepare_edit(_edit_options(options))
+    files = job(video_path)
+    _publish(files, out)
+    metrics = json.loads(files["metrics.json"])["metrics"]
+    click.echo(
+        f"edit ({options['editor']}): {metrics['frames']} frames, warp error {metrics['warp_error']:.4f} ({metrics['seconds']:.1f} s) -> {out}"
+    )
