@@ -79,6 +79,9 @@ def sample(
     device=None,
     dtype=torch.float32,
     start: str = "prior",
+    compile: bool | str = False,
+    autocast=None,
+    channels_last: bool | None = None,
     **options,
 ) -> torch.Tensor:
     """Draw ``n`` samples from ``prior`` with ``steps`` steps of ``sampler``.
@@ -90,6 +93,9 @@ def sample(
     decoded to images unless ``decode=False``. The same generator seed gives the same samples.
     ``start`` chooses the starting state (:func:`initial_noise`): the prior's exact marginal where
     it knows one (``"prior"``, the default), or ``"normal"``, N(0, init_std^2) always.
+    ``compile``, ``autocast`` and ``channels_last`` run the prior's network compiled (``True``: CUDA
+    graphs on CUDA), in half precision with the sampler's arithmetic in float32, or in channels-last
+    layout (:class:`diffcore.devices.tuned`; one warning and the plain path where one cannot apply).
     """
     check_prior_attributes(prior)
     callback = options.pop("callback", None)
@@ -99,11 +105,23 @@ def sample(
     check_cond(type(prior).__name__, prior.accepts, cond)
     ts = prior.schedule.timesteps(steps)
     x = initial_noise(prior, n, ts[0], generator=generator, device=device, dtype=dtype, start=start, cond=cond)
+    from diffcore.devices import tuned
+
+    with tuned(prior, compile=compile, autocast=autocast, channels_last=channels_last):
+        x = _walk(prior, fn, x, ts, cond, generator, callback, progress, sampler)
+    latent = prior.latent
+    if decode and latent is not None:
+        with torch.no_grad():
+            x = latent.decode(x)
+    return x
+
+
+def _walk(prior, fn, x, ts, cond, generator, callback, progress, sampler):
     if progress:
         from rich.progress import Progress
 
         with Progress(transient=True) as bar:
-            task = bar.add_task(f"{sampler} x{n}", total=len(ts) - 1)
+            task = bar.add_task(f"{sampler} x{x.shape[0]}", total=len(ts) - 1)
 
             def tick(i, t, xi, pred):
                 bar.advance(task)
@@ -113,10 +131,6 @@ def sample(
             x = fn(prior, x, ts, cond=cond, generator=generator, callback=tick)
     else:
         x = fn(prior, x, ts, cond=cond, generator=generator, callback=callback)
-    latent = prior.latent
-    if decode and latent is not None:
-        with torch.no_grad():
-            x = latent.decode(x)
     return x
 
 

@@ -65,6 +65,7 @@ class Grid:
     sigma: torch.Tensor
     host_alpha: torch.Tensor
     host_sigma: torch.Tensor
+    finals: tuple[bool, ...]
 
     @classmethod
     def of(cls, schedule, ts, like: torch.Tensor) -> Grid:
@@ -72,7 +73,8 @@ class Grid:
         rows = [host_coefs(schedule, times[i], like.dtype) for i in range(len(times))]
         host_alpha = torch.stack([a for a, _ in rows]) if rows else torch.zeros(0, dtype=like.dtype)
         host_sigma = torch.stack([s for _, s in rows]) if rows else torch.zeros(0, dtype=like.dtype)
-        return cls(times, host_alpha.to(like.device), host_sigma.to(like.device), host_alpha, host_sigma)
+        finals = tuple(bool(s == 0) for s in host_sigma)
+        return cls(times, host_alpha.to(like.device), host_sigma.to(like.device), host_alpha, host_sigma, finals)
 
     @property
     def steps(self) -> int:
@@ -83,5 +85,5 @@ class Grid:
         return self.host_alpha[i], self.host_sigma[i]
 
     def final(self, i: int) -> bool:
-        """Whether ``sigma`` is exactly 0 at time ``i`` (in the state's dtype), read from the host copy."""
-        return bool(self.host_sigma[i] == 0)
+        """Whether ``sigma`` is exactly 0 at time ``i`` (in the state's dtype; decided when the grid was built)."""
+        return self.finals[i]

@@ -4,6 +4,12 @@ coefficients, the model call through a latent decoder, and input checks.
 Solvers walk the prior's own grid ``prior.schedule.timesteps(steps)`` and take ``alpha(t)`` and
 ``sigma(t)`` from the schedule in float64, cast to the working dtype (as diffcore's samplers
 do). Every eps/x0/score conversion goes through :mod:`diffcore.conversions`.
+
+The step loops make no host-device synchronisation: each solver computes what it needs of the
+schedule on its grid (:class:`~diffcore.samplers._common.Grid`) and its per-step factors once
+before the loop, on the host with the same scalar arithmetic as before (the results are the same
+bit for bit), moves them to the state's device in one copy (:func:`~diffcore.samplers._common.on_device`)
+and takes Python decisions (draw noise or not, the last step) from the host values.
 """
 
 from __future__ import annotations
@@ -14,9 +20,22 @@ import torch
 
 from diff_inverse.solvers.fit import NEEDS_LINEAR, NEEDS_SVD, fits, refusal
 from diffcore.errors import DiffcoreError, ShapeError
-from diffcore.samplers._common import coefs, noise_like
+from diffcore.samplers._common import Grid, coefs, noise_like, on_device
 
-__all__ = ["check_pair", "coefs", "decoded", "initial_state", "noise_like", "require_linear", "require_pixel", "require_svd", "sigma_y_of", "snap_to_noise_level"]
+__all__ = [
+    "Grid",
+    "check_pair",
+    "coefs",
+    "decoded",
+    "initial_state",
+    "noise_like",
+    "on_device",
+    "require_linear",
+    "require_pixel",
+    "require_svd",
+    "sigma_y_of",
+    "snap_to_noise_level",
+]
 
 
 def sigma_y_of(operator) -> float:

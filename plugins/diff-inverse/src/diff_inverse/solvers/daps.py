@@ -31,10 +31,10 @@ from dataclasses import dataclass
 
 import torch
 
-from diff_inverse.solvers._common import coefs, decoded, initial_state, noise_like, sigma_y_of
+from diff_inverse.solvers._common import Grid, decoded, initial_state, noise_like, on_device, sigma_y_of
 from diff_inverse.solvers.dps import operator_gain
 from diff_inverse.solvers.options import Options, option
-from diffcore.samplers import ddim_step
+from diffcore.samplers.ddim import DDIMSteps
 
 
 @dataclass(frozen=True)
@@ -50,13 +50,23 @@ class DAPS(Options):
     needs_svd = False
     needs_linear = False
 
-    def _estimate(self, prior, x, t):
+    def _ode_grids(self, prior, ts, like):
+        """For ``ode_steps > 1``: each step's probability-flow grid from its time to 0 with its DDIM factors, computed once."""
         if self.ode_steps == 1:
+            return None
+        grids = []
+        for t in ts[:-1]:
+            times = torch.linspace(float(t), 0.0, self.ode_steps + 1, dtype=torch.float64)
+            grids.append((times, DDIMSteps.on(Grid.of(prior.schedule, times, like))))
+        return grids
+
+    def _estimate(self, prior, x, t, ode):
+        if ode is None:
             return prior.predict(x, t).x0
-        times = torch.linspace(float(t), 0.0, self.ode_steps + 1, dtype=torch.float64)
+        times, step = ode
         for j in range(self.ode_steps):
             pred = prior.predict(x, times[j])
-            x = ddim_step(pred.x0, pred.eps, prior.schedule, times[j], times[j + 1])
+            x = step(j, pred.x0, pred.eps)
         return x
 
     def _exact(self, operator, y, x0_hat, r2, sigma_y, generator):
@@ -73,10 +83,9 @@ class DAPS(Options):
             out[:, :k] = mean + n[:, :k] / precision.sqrt()
         return operator.V(out).reshape(x0_hat.shape)
 
-    def _langevin(self, prior, operator, y, x0_hat, r2, sigma_y, generator):
+    def _langevin(self, prior, operator, y, x0_hat, r2, r2_host: float, gain: float, sigma_y, generator):
         s2 = max(sigma_y, self.sigma_min) ** 2
-        gain = operator_gain(operator, decoded(prior, x0_hat)) if prior.latent is None else 1.0
-        h = self.lr / (1 / float(r2) + gain**2 / s2)
+        h = self.lr / (1 / r2_host + gain**2 / s2)
         z = x0_hat + r2.sqrt() * noise_like(x0_hat, generator)  # a draw of the prior factor: the weakly measured directions start mixed
         for _ in range(self.langevin_steps):
             with torch.enable_grad():
@@ -91,16 +100,22 @@ class DAPS(Options):
         sigma_y = sigma_y_of(operator)
         exact = getattr(operator, "has_svd", False) and prior.latent is None and getattr(operator, "noise", "gaussian") == "gaussian"
         ts, x = initial_state(prior, y, steps, generator, start, t_start)
-        for i in range(len(ts) - 1):
-            t, r = ts[i], ts[i + 1]
-            x0_hat = self._estimate(prior, x, t)
-            a_t, s_t = coefs(prior.schedule, t, x)
-            nu2 = (s_t / a_t) ** 2
-            r2 = nu2 * self.data_var / (self.data_var + nu2)
+        grid = Grid.of(prior.schedule, ts, x)
+        r2_host = [self._r2(*grid.host(i)) for i in range(grid.steps)]
+        r2s, r2_floats = on_device(x, r2_host), [float(r) for r in r2_host]
+        ode = self._ode_grids(prior, ts, x)
+        # the operator's gain once, before the loop (the Langevin step size; the same at every step)
+        gain = 1.0 if exact or prior.latent is not None else operator_gain(operator, decoded(prior, torch.zeros_like(x[:1])))
+        for i in range(grid.steps):
+            x0_hat = self._estimate(prior, x, ts[i], None if ode is None else ode[i])
             if exact:
-                x0 = self._exact(operator, y, x0_hat, r2, sigma_y, generator)
+                x0 = self._exact(operator, y, x0_hat, r2s[i], sigma_y, generator)
             else:
-                x0 = self._langevin(prior, operator, y, x0_hat, r2, sigma_y, generator)
-            a_r, s_r = coefs(prior.schedule, r, x)
-            x = a_r * x0 + s_r * noise_like(x0, generator) if float(s_r) > 0 else x0
+                x0 = self._langevin(prior, operator, y, x0_hat, r2s[i], r2_floats[i], gain, sigma_y, generator)
+            x = grid.alpha[i + 1] * x0 + grid.sigma[i + 1] * noise_like(x0, generator) if not grid.final(i + 1) else x0
         return x
+
+    def _r2(self, a_t, s_t):
+        """``r_t^2 = nu_t^2 v / (v + nu_t^2)`` on the host (0-d)."""
+        nu2 = (s_t / a_t) ** 2
+        return nu2 * self.data_var / (self.data_var + nu2)

@@ -24,8 +24,14 @@ from dataclasses import dataclass
 
 import torch
 
-from diff_inverse.solvers._common import check_pair, coefs, initial_state, noise_like, snap_to_noise_level
+from diff_inverse.solvers._common import Grid, check_pair, initial_state, noise_like, on_device, snap_to_noise_level
 from diff_inverse.solvers.options import Options, option
+
+
+def _step_factors(grid, i: int, eta: float):
+    """Step i's scalars on the host: alpha_s, the factor of eps_hat, and the fresh noise's level c = eta sigma_s."""
+    a_r, s_r = grid.host(i + 1)
+    return a_r, (1 - eta**2) ** 0.5 * s_r, eta * s_r
 
 
 @dataclass(frozen=True)
@@ -43,15 +49,16 @@ class DDNM(Options):
     def __call__(self, prior, operator, y, *, steps, generator=None, start=None, t_start=None):
         check_pair(self, prior, operator)
         ts, x = initial_state(prior, y, steps, generator, start, t_start)
-        for i in range(len(ts) - 1):
-            t, r = ts[i], ts[i + 1]
-            pred = prior.predict(x, t)
+        grid = Grid.of(prior.schedule, ts, x)
+        rows = [_step_factors(grid, i, self.eta) for i in range(grid.steps)]
+        noisy = [bool(r[2] > 0) for r in rows]  # host booleans: no sync in the loop
+        a_r, k_eps, c = on_device(x, *zip(*rows))
+        for i in range(grid.steps):
+            pred = prior.predict(x, ts[i])
             x0 = pred.x0 - operator.A_pinv(operator.A(pred.x0) - y)
-            a_r, s_r = coefs(prior.schedule, r, x)
-            c = self.eta * s_r
-            x = a_r * x0 + (1 - self.eta**2) ** 0.5 * s_r * pred.eps
-            if float(c) > 0:
-                x = x + c * noise_like(x, generator)
+            x = a_r[i] * x0 + k_eps[i] * pred.eps
+            if noisy[i]:
+                x = x + c[i] * noise_like(x, generator)
         return x
 
 
@@ -74,11 +81,13 @@ class DDNMPlus(Options):
         yb = operator.Ut(y) / s
         if self.snap and sigma_y > 0 and self.eta > 0:
             ts = snap_to_noise_level(prior.schedule, ts, float((sigma_y / (self.eta * s)).median()))
-        for i in range(len(ts) - 1):
-            t, r = ts[i], ts[i + 1]
-            pred = prior.predict(x, t)
-            a_r, s_r = coefs(prior.schedule, r, x)
-            c = self.eta * s_r
+        grid = Grid.of(prior.schedule, ts, x)
+        rows = [_step_factors(grid, i, self.eta) for i in range(grid.steps)]
+        c_host = [float(r[2]) for r in rows]  # the null space's noise level, for full_like without a sync
+        a_rs, k_eps, cs = on_device(x, *zip(*rows))
+        for i in range(grid.steps):
+            pred = prior.predict(x, ts[i])
+            a_r, c = a_rs[i], cs[i]
             e = a_r * sigma_y / s
             full = c >= e * (1 - 1e-6)  # a grid time snapped onto the crossing counts as full
             lam = torch.where(full, torch.ones_like(e), c / e.clamp_min(1e-30))
@@ -86,7 +95,7 @@ class DDNMPlus(Options):
             xb0 = operator.Vt(pred.x0)
             xb0[:, :k] = xb0[:, :k] - lam * (xb0[:, :k] - yb)
             n = noise_like(xb0, generator)
-            std = torch.full_like(xb0[0], float(c))
+            std = torch.full_like(xb0[0], c_host[i])
             std[:k] = gamma.sqrt()
-            x = a_r * operator.V(xb0) + (1 - self.eta**2) ** 0.5 * s_r * pred.eps + operator.V(std * n)
+            x = a_r * operator.V(xb0) + k_eps[i] * pred.eps + operator.V(std * n)
         return x

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
-from diff_inverse.solvers._common import check_pair, coefs, initial_state, noise_like, snap_to_noise_level
+from diff_inverse.solvers._common import Grid, check_pair, initial_state, noise_like, on_device, snap_to_noise_level
 from diff_inverse.solvers.options import Options, option
 
 
@@ -46,6 +46,13 @@ class DDRM(Options):
     needs_svd = True
     needs_linear = True
 
+    def _factors(self, grid, i, eta_c):
+        """Step i's scalars on the host: alpha_t, alpha_r, nu_t, nu_r and the factors of the null-space and measured updates."""
+        a_t, s_t = grid.host(i)
+        a_r, s_r = grid.host(i + 1)
+        nu_t, nu_r = s_t / a_t, s_r / a_r
+        return a_t, a_r, nu_t, nu_r, (1 - eta_c**2) ** 0.5 * nu_r, eta_c * nu_r, (1 - self.etaA**2) ** 0.5 * nu_r, self.etaA * nu_r
+
     @torch.no_grad()
     def __call__(self, prior, operator, y, *, steps, generator=None, start=None, t_start=None):
         sigma_y = check_pair(self, prior, operator)
@@ -57,21 +64,18 @@ class DDRM(Options):
         eta_c = self.etaA if self.etaC is None else self.etaC
         if self.snap and sigma_y > 0:
             ts = snap_to_noise_level(prior.schedule, ts, float(eta_i.median()))
-        for i in range(len(ts) - 1):
-            t, r = ts[i], ts[i + 1]
-            pred = prior.predict(x, t)
-            a_t, s_t = coefs(prior.schedule, t, x)
-            a_r, s_r = coefs(prior.schedule, r, x)
-            nu_t, nu_r = s_t / a_t, s_r / a_r
-            zb = operator.Vt(x / a_t)
+        grid = Grid.of(prior.schedule, ts, x)
+        a_t, a_r, nu_t, nu_r, k_z, k_n, keep, k_mn = on_device(x, *zip(*(self._factors(grid, i, eta_c) for i in range(grid.steps))))
+        for i in range(grid.steps):
+            pred = prior.predict(x, ts[i])
+            zb = operator.Vt(x / a_t[i])
             xb0 = operator.Vt(pred.x0)
             n = noise_like(zb, generator)
-            out = xb0 + (1 - eta_c**2) ** 0.5 * nu_r * (zb - xb0) / nu_t + eta_c * nu_r * n
-            keep = (1 - self.etaA**2) ** 0.5 * nu_r
+            out = xb0 + k_z[i] * (zb - xb0) / nu_t[i] + k_n[i] * n
             m0, mz, mn = xb0[:, :k], yb, n[:, :k]
-            noisier = nu_r >= eta_i * (1 - 1e-6)  # (k,); a grid time snapped onto eta_i counts as noisier
-            less = m0 + keep * (mz - m0) / torch.where(noisier, torch.ones_like(eta_i), eta_i) + self.etaA * nu_r * mn
-            more = (1 - self.etaB) * m0 + self.etaB * mz + torch.sqrt((nu_r**2 - (self.etaB * eta_i) ** 2).clamp_min(0)) * mn
+            noisier = nu_r[i] >= eta_i * (1 - 1e-6)  # (k,); a grid time snapped onto eta_i counts as noisier
+            less = m0 + keep[i] * (mz - m0) / torch.where(noisier, torch.ones_like(eta_i), eta_i) + k_mn[i] * mn
+            more = (1 - self.etaB) * m0 + self.etaB * mz + torch.sqrt((nu_r[i] ** 2 - (self.etaB * eta_i) ** 2).clamp_min(0)) * mn
             out[:, :k] = torch.where(noisier, more, less)
-            x = a_r * operator.V(out)
+            x = a_r[i] * operator.V(out)
         return x

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from diff_inverse.solvers._common import check_pair, coefs, initial_state, noise_like
+from diff_inverse.solvers._common import Grid, check_pair, initial_state, noise_like, on_device
 from diff_inverse.solvers.options import Options, option
 
 
@@ -65,19 +65,27 @@ class DiffPIR(Options):
     needs_svd = False
     needs_linear = True
 
+    def _factors(self, grid, i: int, sigma_y: float):
+        """Step i's scalars on the host: alpha_t, sigma_t, alpha_s, the factors of eps' and of fresh noise, and rho_t (a float)."""
+        a_t, s_t = grid.host(i)
+        a_r, s_r = grid.host(i + 1)
+        rho = self.lam * sigma_y**2 * float(a_t / s_t) ** 2
+        return a_t, s_t, a_r, s_r * (1 - self.zeta) ** 0.5, s_r * self.zeta**0.5, rho
+
     @torch.no_grad()
     def __call__(self, prior, operator, y, *, steps, generator=None, start=None, t_start=None):
         sigma_y = check_pair(self, prior, operator)
         ts, x = initial_state(prior, y, steps, generator, start, t_start)
-        for i in range(len(ts) - 1):
-            t, r = ts[i], ts[i + 1]
-            pred = prior.predict(x, t)
-            a_t, s_t = coefs(prior.schedule, t, x)
-            a_r, s_r = coefs(prior.schedule, r, x)
-            rho = self.lam * sigma_y**2 * float(a_t / s_t) ** 2
-            x0 = proximal(operator, y, pred.x0, rho, self.cg_steps)
-            eps = (x - a_t * x0) / s_t
-            x = a_r * x0 + s_r * (1 - self.zeta) ** 0.5 * eps
-            if float(s_r) > 0 and self.zeta > 0:
-                x = x + s_r * self.zeta**0.5 * noise_like(x, generator)
+        grid = Grid.of(prior.schedule, ts, x)
+        rows = [self._factors(grid, i, sigma_y) for i in range(grid.steps)]
+        rho = [r[-1] for r in rows]  # Python floats, computed on the host: no sync in the loop
+        noisy = [not grid.final(i + 1) and self.zeta > 0 for i in range(grid.steps)]
+        a_t, s_t, a_r, k_eps, k_z = on_device(x, *([r[j] for r in rows] for j in range(5)))
+        for i in range(grid.steps):
+            pred = prior.predict(x, ts[i])
+            x0 = proximal(operator, y, pred.x0, rho[i], self.cg_steps)
+            eps = (x - a_t[i] * x0) / s_t[i]
+            x = a_r[i] * x0 + k_eps[i] * eps
+            if noisy[i]:
+                x = x + k_z[i] * noise_like(x, generator)
         return x

@@ -39,11 +39,12 @@ from typing import Literal
 
 import torch
 
-from diff_inverse.solvers._common import decoded, initial_state, sigma_y_of
+from diff_inverse.solvers._common import Grid, decoded, initial_state, sigma_y_of
 from diff_inverse.solvers.fit import SolverWarning
 from diff_inverse.solvers.options import Options, option
 from diffcore.errors import DiffcoreError
-from diffcore.samplers import ddim_step, ddpm_step
+from diffcore.samplers.ddim import DDIMSteps
+from diffcore.samplers.ddpm import DDPMSteps
 
 _GAINS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # operator -> its power-iteration gain
 
@@ -141,8 +142,10 @@ class DPS(Options):
         in_range = self.discrepancy and not poisson and getattr(operator, "has_svd", False)
         fitted = operator.singulars().numel() if getattr(operator, "has_svd", False) else y[0].numel()
         noise_sq = float(fitted) * (0.5 if poisson else sigma_y**2) if self.discrepancy else 0.0
+        grid = Grid.of(prior.schedule, ts, x)
+        ddim, ddpm = (DDIMSteps.on(grid, self.eta), None) if self.step == "ddim" else (None, DDPMSteps.on(grid, self.eta))
         for i in range(len(ts) - 1):
-            t, r = ts[i], ts[i + 1]
+            t = ts[i]
             with torch.enable_grad():
                 xg = x.detach().requires_grad_(True)
                 pred = prior.predict(xg, t)
@@ -164,8 +167,8 @@ class DPS(Options):
                     scale = torch.minimum(scale, (fit_sq - noise_sq).clamp_min(0.0) / gsq)
                 step = scale.reshape(-1, *([1] * (x.ndim - 1))).to(x)
                 x0, eps = pred.x0.detach(), pred.eps.detach()
-                if self.step == "ddim":
-                    x = ddim_step(x0, eps, prior.schedule, t, r, eta=self.eta, generator=generator) - step * grad
+                if ddim is not None:
+                    x = ddim(i, x0, eps, generator=generator) - step * grad
                 else:
-                    x = ddpm_step(x, x0, prior.schedule, t, r, generator, self.eta) - step * grad
+                    x = ddpm(i, x, x0, generator) - step * grad
         return x.detach()

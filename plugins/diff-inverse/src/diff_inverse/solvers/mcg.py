@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import torch
 
-from diff_inverse.solvers._common import check_pair, coefs, initial_state, noise_like
+from diff_inverse.solvers._common import Grid, check_pair, initial_state, noise_like
 from diff_inverse.solvers.options import Options, option
-from diffcore.samplers import ddim_step
+from diffcore.samplers.ddim import DDIMSteps
 
 
 @dataclass(frozen=True)
@@ -37,8 +37,10 @@ class MCG(Options):
         sigma_y = check_pair(self, prior, operator)
         project = self.project if self.project is not None else sigma_y == 0
         ts, x = initial_state(prior, y, steps, generator, start, t_start)
+        grid = Grid.of(prior.schedule, ts, x)
+        ancestral = DDIMSteps.on(grid, 1.0)
         for i in range(len(ts) - 1):
-            t, r = ts[i], ts[i + 1]
+            t = ts[i]
             with torch.enable_grad():
                 xg = x.detach().requires_grad_(True)
                 pred = prior.predict(xg, t)
@@ -47,9 +49,8 @@ class MCG(Options):
                 (grad,) = torch.autograd.grad(sq.sum(), xg)
             with torch.no_grad():
                 step = (self.alpha / sq.sqrt().clamp_min(1e-12)).reshape(-1, *([1] * (x.ndim - 1))).to(x)
-                x = ddim_step(pred.x0.detach(), pred.eps.detach(), prior.schedule, t, r, eta=1.0, generator=generator) - step * grad
+                x = ancestral(i, pred.x0.detach(), pred.eps.detach(), generator=generator) - step * grad
                 if project:
-                    a_r, s_r = coefs(prior.schedule, r, x)
-                    ref = a_r * y + s_r * operator.A(noise_like(x, generator))
+                    ref = grid.alpha[i + 1] * y + grid.sigma[i + 1] * operator.A(noise_like(x, generator))
                     x = x - operator.A_pinv(operator.A(x)) + operator.A_pinv(ref)
         return x.detach()

@@ -33,11 +33,11 @@ from dataclasses import dataclass
 
 import torch
 
-from diff_inverse.solvers._common import check_pair, coefs, initial_state, snap_to_noise_level
+from diff_inverse.solvers._common import Grid, check_pair, initial_state, on_device, snap_to_noise_level
 from diff_inverse.solvers.options import Options, option
 from diffcore import conversions
 from diffcore.errors import DiffcoreError
-from diffcore.samplers import ddim_step
+from diffcore.samplers.ddim import DDIMSteps
 
 
 @dataclass(frozen=True)
@@ -67,28 +67,38 @@ class PiGDM(Options):
             raise DiffcoreError(f"solver 'pigdm' with noisy y needs an operator with an SVD; {type(operator).__name__} has none")
         return operator.A_pinv(y - operator.A(x0)) / r2
 
+    def _factors(self, grid, i):
+        """Step i's scalars on the host: alpha_t, sigma_t, r_t^2, the factor of g in x0's move, and whether the cap applies."""
+        a_t, s_t = grid.host(i)
+        r2 = s_t**2 * self.data_var / (a_t**2 * self.data_var + s_t**2)
+        low_snr = self.bound_snr > 0 and float(a_t / s_t) ** 2 < self.bound_snr
+        return a_t, s_t, r2, s_t**2 / a_t * self.scale, low_snr
+
     def __call__(self, prior, operator, y, *, steps, generator=None, start=None, t_start=None):
         sigma_y = check_pair(self, prior, operator)
         ts, x = initial_state(prior, y, steps, generator, start, t_start)
         if self.snap and sigma_y > 0 and getattr(operator, "has_svd", False):
             ts = snap_to_noise_level(prior.schedule, ts, float((sigma_y / operator.singulars().to(x)).median()))
-        for i in range(len(ts) - 1):
-            t, r = ts[i], ts[i + 1]
-            a_t, s_t = coefs(prior.schedule, t, x)
-            r2 = s_t**2 * self.data_var / (a_t**2 * self.data_var + s_t**2)
+        grid = Grid.of(prior.schedule, ts, x)
+        step = DDIMSteps.on(grid, self.eta)
+        rows = [self._factors(grid, i) for i in range(grid.steps)]
+        capped = [self.bound or bool(r[-1]) for r in rows]  # host booleans: no sync in the loop
+        a, s_, r2, k_move = on_device(x, *([r[j] for r in rows] for j in range(4)))
+        for i in range(grid.steps):
+            t, a_t, s_t = ts[i], a[i], s_[i]
             with torch.enable_grad():
                 xg = x.detach().requires_grad_(True)
                 pred = prior.predict(xg, t)
                 with torch.no_grad():
-                    v = self._direction(operator, y, pred.x0, r2, sigma_y)
+                    v = self._direction(operator, y, pred.x0, r2[i], sigma_y)
                 (g,) = torch.autograd.grad((pred.x0 * v).sum(), xg)
             with torch.no_grad():
-                if self.bound or (self.bound_snr > 0 and float(a_t.flatten()[0] / s_t.flatten()[0]) ** 2 < self.bound_snr):  # x0 moves by sigma_t^2 / alpha_t g; for Gaussian data that is r_t^2 v
-                    moved = (s_t**2 / a_t * self.scale * g).reshape(g.shape[0], -1).norm(dim=1)
-                    limit = (r2 * self.scale * v).reshape(v.shape[0], -1).norm(dim=1)
+                if capped[i]:  # x0 moves by sigma_t^2 / alpha_t g; for Gaussian data that is r_t^2 v
+                    moved = (k_move[i] * g).reshape(g.shape[0], -1).norm(dim=1)
+                    limit = (r2[i] * self.scale * v).reshape(v.shape[0], -1).norm(dim=1)
                     g = g * conversions.expand((limit / moved.clamp_min(1e-30)).clamp(max=1.0), g).to(g)
                 # x0 and eps move separately: a prior that clips x0 keeps its clipping (rebuilding x0
                 # from the corrected eps dropped it and let some items diverge)
                 x0, eps = conversions.add_to_score(pred.x0.detach(), pred.eps.detach(), self.scale * g, a_t, s_t)
-                x = ddim_step(x0, eps, prior.schedule, t, r, eta=self.eta, generator=generator)
+                x = step(i, x0, eps, generator=generator)
         return x.detach()

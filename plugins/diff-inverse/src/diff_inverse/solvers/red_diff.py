@@ -36,7 +36,7 @@ from typing import Literal
 
 import torch
 
-from diff_inverse.solvers._common import coefs, decoded, noise_like, sigma_y_of
+from diff_inverse.solvers._common import Grid, decoded, noise_like, on_device, sigma_y_of
 from diff_inverse.solvers.options import Options, option
 from diffcore.errors import DiffcoreError
 
@@ -92,11 +92,14 @@ class REDDiff(Options):
         mu.requires_grad_(True)
         opt = torch.optim.Adam([mu], lr=self.lr, betas=(0.9, 0.99))
         n_steps = len(ts) - 1
-        for i, t in enumerate(ts[:-1]):
+        grid = Grid.of(prior.schedule, ts, mu)
+        weight = on_device(mu, [self.lam * (s / a) for a, s in (grid.host(i) for i in range(n_steps))])  # lambda_t, computed once
+        for i in range(n_steps):
+            t = ts[i]
             if decay == "linear":  # lr, lr (n-1)/n, ..., lr/n
                 for group in opt.param_groups:
                     group["lr"] = self.lr * (n_steps - i) / n_steps
-            a_t, s_t = coefs(prior.schedule, t, mu)
+            a_t, s_t = grid.alpha[i], grid.sigma[i]
             with torch.no_grad():
                 eps = noise_like(mu, generator)
                 pred = prior.predict(a_t * mu + s_t * eps, t)
@@ -104,7 +107,7 @@ class REDDiff(Options):
                 resid = y - operator.A(decoded(prior, mu))
                 data = (resid * resid).reshape(y.shape[0], -1).mean(1).sum() / 2
                 reg = ((pred.eps - eps) * mu).reshape(mu.shape[0], -1).mean(1).sum()
-                loss = data + self.lam * (s_t / a_t) * reg
+                loss = data + weight[i] * reg
                 opt.zero_grad()
                 loss.backward()
             opt.step()
