@@ -104,7 +104,7 @@ def test_identity_on_the_synthetic_video(digits, name):
 
     prior = digits
     video, label = moving_rotating_digit(2, 6)
-    options = {"weight": 0.0} if name == "pix2video" else {}
+    options = {"pix2video": {"weight": 0.0}, "tune-a-video": {"tune_steps": 20}}.get(name, {})
     out = edit_video(prior, video, label, source=label, editor=make_editor(name, **options), settings=EditSettings(steps=10, strength=0.6))
     assert psnr(out, video) >= 30.0
 
@@ -126,3 +126,25 @@ def test_bad_input_is_one_line(tiny):
         EditSettings(strength=0.0)
     out = edit_video(textures, video, "brick", source="grass", editor=make_editor("per-frame"), settings=EditSettings(steps=2))
     assert out.shape == video.shape  # the per-frame editor needs no attention
+
+
+def test_tune_a_video_tunes_the_query_projections_of_a_copy(tiny):
+    from diff_video.editing.tune_a_video import tune
+    from diffcore.training import denoising_loss
+
+    video = _video(6)
+    before = {k: p.clone() for k, p in tiny.network.state_dict().items()}
+
+    def loss(prior):
+        g = torch.Generator().manual_seed(7)
+        with torch.no_grad(), control(prior, CrossFrameAttention(6, "first+previous")):
+            return float(denoising_loss(prior, video, generator=g, t=torch.full((6,), 0.3, dtype=torch.float64)))
+
+    tuned, record = tune(tiny, video, diffcore.Cond(), steps=30, clip=3, lr=1e-3, seed=0)
+    assert record.steps == 30
+    after = tuned.network.state_dict()
+    assert all(torch.equal(before[k], p) for k, p in tiny.network.state_dict().items())  # the prior passed in is untouched
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(".to_q." in k for k in changed)  # only the query projections train
+    assert {k for k in before if ".to_q." in k} == changed
+    assert loss(tuned) < loss(tiny)  # fitted to the video

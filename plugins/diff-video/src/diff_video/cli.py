@@ -248,7 +248,12 @@ def video_edit_task(prior, target, **options):
 @click.option("--prior", required=True, metavar="SPEC", help="An image prior: zoo:digits, diffusers:path=..., stable-diffusion:...")
 @click.option("--video", "video_path", required=True, type=click.Path(path_type=Path), help="The video to edit (MP4, GIF, ...).")
 @click.option("--target", required=True, help="What to edit towards: a class index or name (zoo priors) or a prompt.")
-@click.option("--editor", default="pix2video", show_default=True, type=click.Choice(["per-frame", "pix2video", "cross-frame", "fatezero"]))
+@click.option(
+    "--editor",
+    default="pix2video",
+    show_default=True,
+    type=click.Choice(["per-frame", "pix2video", "cross-frame", "fatezero", "tune-a-video"]),
+)
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder (edit, comparison, metrics.json).")
 @click.option("--source", default=None, help="The condition the video is inverted under (default: the prior's unconditional model).")
 @click.option("--steps", type=int, default=20, show_default=True, help="DDIM steps of the full schedule.")
@@ -267,7 +272,7 @@ def video_edit_task(prior, target, **options):
 @click.option("--scale", type=int, default=4, show_default=True, help="Integer upscaling of the written files (nearest).")
 @device_options
 def edit_command(video_path, out, **options):
-    """Edit a video with an image prior (per-frame, pix2video, cross-frame, fatezero): edit, side-by-side comparison, metrics."""
+    """Edit a video with an image prior (per-frame, pix2video, cross-frame, fatezero, tune-a-video): edit, comparison, metrics."""
     from diff_video.editing.run import prepare_edit
 
     _check_out(out)

@@ -2,7 +2,8 @@
 
 Editors (one file each): ``per-frame`` (:class:`PerFrameEditor`), ``cross-frame``
 (Text2Video-Zero / vid2vid-zero, :class:`CrossFrameEditor`), ``pix2video``
-(:class:`Pix2VideoEditor`), ``fatezero`` (:class:`FateZeroEditor`). :func:`edit_video` runs any of
+(:class:`Pix2VideoEditor`), ``fatezero`` (:class:`FateZeroEditor`), ``tune-a-video``
+(:class:`TuneAVideoEditor`). :func:`edit_video` runs any of
 them on a video with any diffusers image prior (class-conditional zoo priors take a class index or
 name as the target, Stable Diffusion a prompt); :mod:`diff_video.editing.metrics` measures the
 result. See docs/video.md, "Editing videos".
@@ -15,9 +16,10 @@ from diff_video.editing.inversion import ddim_denoise, ddim_invert, edit_times
 from diff_video.editing.per_frame import PerFrameEditor
 from diff_video.editing.pix2video import Pix2VideoEditor
 from diff_video.editing.streamed import StreamedCrossFrame
+from diff_video.editing.tune_a_video import TuneAVideoEditor
 from diffcore.errors import DiffcoreError
 
-EDITORS = {e.name: e for e in (PerFrameEditor, Pix2VideoEditor, CrossFrameEditor, FateZeroEditor)}
+EDITORS = {e.name: e for e in (PerFrameEditor, Pix2VideoEditor, CrossFrameEditor, FateZeroEditor, TuneAVideoEditor)}
 
 
 def make_editor(name: str, **options) -> Editor:
@@ -37,6 +39,7 @@ __all__ = [
     "PerFrameEditor",
     "Pix2VideoEditor",
     "StreamedCrossFrame",
+    "TuneAVideoEditor",
     "condition",
     "ddim_denoise",
     "ddim_invert",

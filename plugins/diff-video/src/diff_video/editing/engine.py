@@ -62,6 +62,15 @@ class EditSettings:
 class EditRun:
     """The per-edit state of an editor; the base edits every frame alone (no processors, no correction)."""
 
+    def model(self, prior, video: torch.Tensor, source: Cond):
+        """The prior both passes use (Tune-A-Video's tuned copy); default ``prior`` itself."""
+        return prior
+
+    def denoise(self, prior, x: torch.Tensor, times: torch.Tensor, target: Cond, source: Cond, guidance: float, frames: int):
+        """The edit of one chunk from its inverted ``x``; default DDIM under ``target`` with :meth:`corrector`'s estimate."""
+        editing = _conditioned(prior, target, guidance)
+        return ddim_denoise(editing, x, times, correct=self.corrector(editing, times, frames))
+
     def inversion(self, frames: int):
         """The attention processor (or list of them) for inverting the next chunk of ``frames`` frames, or None."""
         return None
@@ -180,14 +189,17 @@ def edit_video(prior, video: torch.Tensor, target, *, editor: Editor, source=Non
     editor.check(prior)
     target_cond = condition(prior, target, "target")
     source_cond = condition(prior, source, "source")
-    inverting = _conditioned(prior, source_cond)
-    editing = _conditioned(prior, target_cond, float(settings.guidance))
-    groups = 1 if float(settings.guidance) == 1.0 else 2
+    guidance = float(settings.guidance)
+    groups = 1 if guidance == 1.0 else 2
+    if guidance != 1.0 and prior.null_cond is None:
+        raise DiffcoreError("guidance needs a prior with an unconditional model (a null label or empty prompt); use guidance 1")
     times = edit_times(prior.schedule, settings.steps, settings.strength)
     run = editor.start(prior, settings)
     device, dtype = prior.device, torch.float32 if prior.dtype in (torch.float16, torch.bfloat16) else prior.dtype
     out = []
     try:
+        prior = run.model(prior, video, source_cond)
+        inverting = _conditioned(prior, source_cond)
         for a in range(0, video.shape[0], settings.chunk):
             frames = video[a : a + settings.chunk].to(device=device, dtype=dtype)
             count = frames.shape[0]
@@ -196,7 +208,7 @@ def edit_video(prior, video: torch.Tensor, target, *, editor: Editor, source=Non
             with _installed(prior, run.inversion(count), editor.select):
                 x = ddim_invert(inverting, x, times, refine=settings.refine)
             with _installed(prior, run.edit(count, groups), editor.select):
-                x = ddim_denoise(editing, x, times, correct=run.corrector(editing, times, count))
+                x = run.denoise(prior, x, times, target_cond, source_cond, guidance, count)
             with torch.no_grad():
                 x = x if prior.latent is None else prior.latent.decode(x)
             out.append(x.detach().to("cpu", torch.float32))
