@@ -138,3 +138,20 @@ def test_cuda_graphs_give_the_same_samples(prior):
         assert float((x - plain).abs().max()) < 1e-3
     finally:
         prior.network.to("cpu")
+
+
+def test_the_sample_command_takes_the_options(prior, tmp_path):
+    from click.testing import CliRunner
+
+    from diffcore.cli import cli
+
+    spec = "gmm:means=[[0.0,1.0]]"
+    plain = CliRunner().invoke(cli, ["sample", "--prior", spec, "--n", "4", "--steps", "3", "--out", str(tmp_path / "a.npy")])
+    with pytest.warns(SpeedWarning, match="has no network module"):
+        run = CliRunner().invoke(
+            cli, ["sample", "--prior", spec, "--n", "4", "--steps", "3", "--compile", "--out", str(tmp_path / "b.npy")]
+        )
+    assert plain.exit_code == 0 and run.exit_code == 0, run.output
+    assert (tmp_path / "a.npy").read_bytes() == (tmp_path / "b.npy").read_bytes()
+    bad = CliRunner().invoke(cli, ["sample", "--prior", spec, "--autocast", "float32", "--out", str(tmp_path / "c.npy")])
+    assert bad.exit_code == 2 and "autocast must be bfloat16 or float16" in bad.output

@@ -149,3 +149,16 @@ def test_solver_loop_does_not_synchronise_on_cuda(prior, solver):
         torch.cuda.set_sync_debug_mode(0)
         prior.network.to("cpu")
     assert x.device.type == "cuda" and bool(torch.isfinite(x).all())
+
+
+def test_solve_compile_falls_back_on_the_cpu_with_the_same_result(prior):
+    from diffcore.devices import SpeedWarning
+
+    op, y = _solve(prior, "ddrm", "sr", 0.05)
+    plain = solve(prior, op, y, solver="ddrm", steps=3, generator=torch.Generator().manual_seed(0))
+    with pytest.warns(SpeedWarning, match="need a CUDA device"):
+        x = solve(prior, op, y, solver="ddrm", steps=3, generator=torch.Generator().manual_seed(0), compile=True)
+    assert torch.equal(x, plain)
+    with_layout = solve(prior, op, y, solver="dps", steps=3, generator=torch.Generator().manual_seed(0), channels_last=True)
+    dps = solve(prior, op, y, solver="dps", steps=3, generator=torch.Generator().manual_seed(0))
+    assert float((with_layout - dps).abs().max()) < 1e-4  # the backward pass through a channels-last network too

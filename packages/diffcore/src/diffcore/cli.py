@@ -18,7 +18,7 @@ from pathlib import Path
 
 import click
 
-from diffcore.devices import build_prior, device_options
+from diffcore.devices import build_prior, device_options, speed_options
 from diffcore.errors import DiffcoreError
 
 FORMATS = (".png", ".npy", ".safetensors")
@@ -301,6 +301,7 @@ def _check_label(prior, label: int | None) -> None:
     help="Starting state: the prior's exact marginal where it knows one (Gaussian mixtures), else N(0, init_std^2); 'normal' always the latter.",
 )
 @device_options
+@speed_options
 @click.option(
     "--out",
     required=True,
@@ -318,6 +319,9 @@ def sample_command(
     start: str,
     device: str | None,
     dtype: str | None,
+    compile_network: bool,
+    autocast: str | None,
+    channels_last: bool,
     out: Path,
 ) -> None:
     """Draw samples from a prior and write them to a file (atomically)."""
@@ -343,7 +347,8 @@ def sample_command(
         labels = torch.full((n,), label, dtype=torch.long) if label is not None else None
         cond = Cond(text=prompt, labels=labels)
     generator = torch.Generator().manual_seed(seed)
-    x = diffcore.sample(prior, n, steps=steps, sampler=sampler, cond=cond, generator=generator, progress=sys.stdout.isatty(), start=start, **options).cpu()
+    speed = {"compile": compile_network, "autocast": autocast, "channels_last": channels_last}
+    x = diffcore.sample(prior, n, steps=steps, sampler=sampler, cond=cond, generator=generator, progress=sys.stdout.isatty(), start=start, **speed, **options).cpu()
     metadata = {"prior": prior_spec, "sampler": sampler_spec, "steps": str(steps), "seed": str(seed), "diffcore": _version()}
     try:
         shown = prior_spec if len(prior_spec) <= 70 else prior_spec[:67] + "..."

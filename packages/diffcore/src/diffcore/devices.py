@@ -402,3 +402,30 @@ class tuned:
                 self._network.to(memory_format=torch.contiguous_format)
         self._holder = self._network = None
         return False
+
+
+def speed_options(fn):
+    """Click options ``--compile``, ``--autocast`` and ``--channels-last`` (see :class:`tuned`), passed as
+    ``compile_network``, ``autocast`` and ``channels_last``."""
+    import click
+
+    fn = click.option(
+        "--channels-last",
+        "channels_last",
+        is_flag=True,
+        default=False,
+        help="Run the network in channels-last layout (its weights and inputs).",
+    )(fn)
+    fn = click.option(
+        "--autocast",
+        default=None,
+        metavar="DTYPE",
+        help="Run the network under autocast in bfloat16 or float16; the rest stays in float32.",
+    )(fn)
+    return click.option(
+        "--compile",
+        "compile_network",
+        is_flag=True,
+        default=False,
+        help="Compile the network: CUDA graphs (torch.compile mode 'reduce-overhead') on CUDA; elsewhere one warning and the plain path.",
+    )(fn)

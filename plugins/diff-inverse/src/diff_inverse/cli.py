@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from diffcore.devices import device_options
+from diffcore.devices import device_options, speed_options, tuned
 from diffcore.jobs import job_option
 
 
@@ -192,8 +192,11 @@ def _solve_task(**options):
 @click.option("--sigma-y", "sigma_y", type=float, default=None, help="Standard deviation of the measurement noise (default: the operator's, 0 unless its spec says).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seeds the measurement noise and the solver: the same seed gives the same images.")
 @device_options
+@speed_options
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder: restoration.png, measurement.png, input.png, metrics.json.")
-def solve_command(prior_spec, operator_spec, solver_spec, steps, measurement_path, mask_path, input_path, resize, sigma_y, seed, device, dtype, out) -> None:
+def solve_command(
+    prior_spec, operator_spec, solver_spec, steps, measurement_path, mask_path, input_path, resize, sigma_y, seed, device, dtype, compile_network, autocast, channels_last, out
+) -> None:
     """Restore one image: a measurement given with --measurement, or one simulated from a clean image.
 
     Writes the restoration, the measurement (or, when y is not an image, its pseudo-inverse
@@ -231,7 +234,8 @@ def solve_command(prior_spec, operator_spec, solver_spec, steps, measurement_pat
         y = operator.measure(truth[None].to(prior.device), generator).cpu()
     else:
         y = steps_of.as_measured(operator, steps_of.read_measurement(measurement_path, operator.y_shape))
-    restored, solve_seconds = steps_of.restore(prior, operator, y, solver=solver, steps=steps, generator=generator)
+    with tuned(prior, compile=compile_network, autocast=autocast, channels_last=channels_last):
+        restored, solve_seconds = steps_of.restore(prior, operator, y, solver=solver, steps=steps, generator=generator)
 
     files = steps_of.result_files(restored, y, operator, truth=truth, spec=operator_spec)
     scored = steps_of.scores({"restoration": restored, **steps_of.classical.baselines(operator, y)}, truth)

@@ -35,7 +35,21 @@ def _resolve(solver, options):
     return solver
 
 
-def solve(prior, operator, y, *, solver, steps: int, generator: torch.Generator | None = None, start=None, t_start=None, **options):
+def solve(
+    prior,
+    operator,
+    y,
+    *,
+    solver,
+    steps: int,
+    generator: torch.Generator | None = None,
+    start=None,
+    t_start=None,
+    compile: bool | str = False,
+    autocast=None,
+    channels_last: bool | None = None,
+    **options,
+):
     """Sample ``x ~ p(x | y)`` for each item of the batch ``y`` (copies of one y give independent samples).
 
     ``solver`` is a registered name (``ddrm``, ``ddnm+``, ``pigdm``, ``dps``, ``mcgdiff``, ``red-diff``,
@@ -46,7 +60,10 @@ def solve(prior, operator, y, *, solver, steps: int, generator: torch.Generator 
     the operator (:func:`diff_inverse.solvers.fits`: an SVD, a linear or a differentiable operator it
     needs) is refused before any work, naming the solvers that fit; a solver that assumes noiseless
     y (``ddnm``, ``projection``) runs on noisy y with a :class:`~diff_inverse.solvers.fit.SolverWarning`
-    naming the solvers made for it.
+    naming the solvers made for it. ``compile``, ``autocast`` and ``channels_last`` run the prior's
+    network compiled (``True``: CUDA graphs on CUDA), in half precision with the solver's arithmetic
+    in float32, or in channels-last layout (:class:`diffcore.devices.tuned`; one warning and the
+    plain path where one cannot apply).
     """
     fn = _resolve(solver, options)
     check_prior_attributes(prior)
@@ -80,7 +97,10 @@ def solve(prior, operator, y, *, solver, steps: int, generator: torch.Generator 
             stacklevel=2,
         )
     warm = {} if start is None and t_start is None else {"start": start, "t_start": t_start}  # solvers of the hookspec need not take them
-    x = fn(prior, operator, y, steps=steps, generator=generator, **warm)
+    from diffcore.devices import tuned
+
+    with tuned(prior, compile=compile, autocast=autocast, channels_last=channels_last):
+        x = fn(prior, operator, y, steps=steps, generator=generator, **warm)
     latent = prior.latent
     if latent is not None:
         with torch.no_grad():
