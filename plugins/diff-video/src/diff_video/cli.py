@@ -252,7 +252,7 @@ def video_edit_task(prior, target, **options):
     "--editor",
     default="pix2video",
     show_default=True,
-    type=click.Choice(["per-frame", "pix2video", "cross-frame", "fatezero", "tune-a-video"]),
+    type=click.Choice(["per-frame", "pix2video", "cross-frame", "fatezero", "tune-a-video", "video-p2p"]),
 )
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder (edit, comparison, metrics.json).")
 @click.option("--source", default=None, help="The condition the video is inverted under (default: the prior's unconditional model).")
@@ -272,7 +272,7 @@ def video_edit_task(prior, target, **options):
 @click.option("--scale", type=int, default=4, show_default=True, help="Integer upscaling of the written files (nearest).")
 @device_options
 def edit_command(video_path, out, **options):
-    """Edit a video with an image prior (per-frame, pix2video, cross-frame, fatezero, tune-a-video): edit, comparison, metrics."""
+    """Edit a video with an image prior (per-frame, pix2video, cross-frame, fatezero, tune-a-video, video-p2p): edit, comparison, metrics."""
     from diff_video.editing.run import prepare_edit
 
     _check_out(out)

@@ -3,7 +3,7 @@
 Editors (one file each): ``per-frame`` (:class:`PerFrameEditor`), ``cross-frame``
 (Text2Video-Zero / vid2vid-zero, :class:`CrossFrameEditor`), ``pix2video``
 (:class:`Pix2VideoEditor`), ``fatezero`` (:class:`FateZeroEditor`), ``tune-a-video``
-(:class:`TuneAVideoEditor`). :func:`edit_video` runs any of
+(:class:`TuneAVideoEditor`), ``video-p2p`` (:class:`VideoP2PEditor`). :func:`edit_video` runs any of
 them on a video with any diffusers image prior (class-conditional zoo priors take a class index or
 name as the target, Stable Diffusion a prompt); :mod:`diff_video.editing.metrics` measures the
 result. See docs/video.md, "Editing videos".
@@ -17,9 +17,10 @@ from diff_video.editing.per_frame import PerFrameEditor
 from diff_video.editing.pix2video import Pix2VideoEditor
 from diff_video.editing.streamed import StreamedCrossFrame
 from diff_video.editing.tune_a_video import TuneAVideoEditor
+from diff_video.editing.video_p2p import VideoP2PEditor
 from diffcore.errors import DiffcoreError
 
-EDITORS = {e.name: e for e in (PerFrameEditor, Pix2VideoEditor, CrossFrameEditor, FateZeroEditor, TuneAVideoEditor)}
+EDITORS = {e.name: e for e in (PerFrameEditor, Pix2VideoEditor, CrossFrameEditor, FateZeroEditor, TuneAVideoEditor, VideoP2PEditor)}
 
 
 def make_editor(name: str, **options) -> Editor:
@@ -40,6 +41,7 @@ __all__ = [
     "Pix2VideoEditor",
     "StreamedCrossFrame",
     "TuneAVideoEditor",
+    "VideoP2PEditor",
     "condition",
     "ddim_denoise",
     "ddim_invert",

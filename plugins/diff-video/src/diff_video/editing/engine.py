@@ -146,7 +146,8 @@ def condition(prior, value, what: str) -> Cond:
         known = f"a class index 0-{len(names) - 1} or one of {', '.join(names)}" if names else "a class index"
         raise DiffcoreError(f"the {what} {value!r} is not a class of this prior; expected {known}")
     if "text" in prior.accepts and isinstance(value, str):
-        return Cond(text=value)
+        # embeddings, so that guidance can batch them with the null prompt's
+        return Cond(text=prior.encode_text(value)) if hasattr(prior, "encode_text") else Cond(text=value)
     accepts = ", ".join(sorted(prior.accepts)) or "no conditioning"
     raise DiffcoreError(f"this prior cannot be conditioned on the {what} {value!r}: it accepts {accepts}")
 
