@@ -258,12 +258,25 @@ def calibrate(prior, timed, batch, device, repeats):
     return rows
 
 
-def bench(device="cpu", operators=DEFAULT_OPERATORS, solvers=SOLVERS, batch=4, steps=20, repeats=3, sigma_y=0.0, seed=0):
-    """One dict per (solver, operator) case, and the calibration rows ``(label, ms, aten ops)``."""
+def bench(device="cpu", operators=DEFAULT_OPERATORS, solvers=SOLVERS, batch=4, steps=20, repeats=3, sigma_y=0.0, seed=0, network=None):
+    """One dict per (solver, operator) case, and the calibration rows ``(label, ms, aten ops)``.
+
+    ``network``: options of :class:`diffcore.devices.tuned` (``compile``, ``autocast``, ``channels_last``)
+    the network runs under, timed as the network.
+    """
     import torch
 
     device = torch.device(device)
     prior = build_prior(device, seed)
+    if network:
+        from diffcore.devices import tuned
+
+        with tuned(prior, **network):
+            return _bench(prior, device, operators, solvers, batch, steps, repeats, sigma_y)
+    return _bench(prior, device, operators, solvers, batch, steps, repeats, sigma_y)
+
+
+def _bench(prior, device, operators, solvers, batch, steps, repeats, sigma_y):
     timed = TimedNetwork(prior.network, device)
     prior.network = timed
     cases = _cases(prior, operators, solvers, batch, sigma_y, device)
@@ -314,6 +327,10 @@ def main(argv=None):
     parser.add_argument("--sigma-y", type=float, default=0.0, help="measurement noise (default 0: every solver takes noiseless y)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--quick", action="store_true", help="batch 1, 3 steps, 1 repeat, sr and inpainting: checks that it runs")
+    parser.add_argument("--compile", action="store_true", help="compile the network (CUDA graphs on CUDA; diffcore.devices.tuned)")
+    parser.add_argument("--autocast", default=None, help="bf16 or fp16: the network under autocast")
+    parser.add_argument("--channels-last", action="store_true", help="the network in channels-last layout")
+    parser.add_argument("--json", default=None, help="also write the rows to this file")
     args = parser.parse_args(argv)
     import torch
 
@@ -323,11 +340,20 @@ def main(argv=None):
     operators, solvers = _csv(args.operators, SHORT), _csv(args.solvers, REGISTERED)
     if args.quick:
         args.batch, args.steps, args.repeats, operators = 1, 3, 1, ("sr", "inpaint")
-    rows, calibration = bench(args.device, operators, solvers, args.batch, args.steps, args.repeats, args.sigma_y)
+    network = {
+        k: v for k, v in (("compile", args.compile), ("autocast", args.autocast), ("channels_last", args.channels_last)) if v
+    }
+    rows, calibration = bench(args.device, operators, solvers, args.batch, args.steps, args.repeats, args.sigma_y, network=network)
     where = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"cpu, {torch.get_num_threads()} thread(s)"
+    options = ", ".join(f"{k} {v}" if v is not True else k for k, v in network.items()) or "plain"
     print(
-        f"Solver overhead: zoo 'phantoms' UNet (random weights), batch {args.batch} x 1 x 64 x 64, {args.steps} steps, sigma_y {args.sigma_y:g}, median of {args.repeats} interleaved runs ({where}, torch {torch.__version__})\n"
+        f"Solver overhead: zoo 'phantoms' UNet (random weights, network {options}), batch {args.batch} x 1 x 64 x 64, {args.steps} steps, sigma_y {args.sigma_y:g}, median of {args.repeats} interleaved runs ({where}, torch {torch.__version__})\n"
     )
+    if args.json:
+        import json
+
+        with open(args.json, "w") as f:
+            json.dump({"options": options, "device": where, "torch": torch.__version__, "rows": rows, "calibration": calibration}, f, indent=1)
     print(
         "| solver | operator | network calls | total s | network s | of which backward s | overhead s | overhead ms/step | overhead / network % "
         "| solver ops/step | solver ops / network ops % |"
