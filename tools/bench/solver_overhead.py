@@ -199,7 +199,15 @@ def _count_ops(prior, timed, case, steps, device) -> tuple[float, float]:
     timed.counter = op_counter()
     try:
         with timed.counter:
-            solve(prior, op, y, solver=name, steps=steps, generator=torch.Generator(device=device).manual_seed(0), **SOLVER_OPTIONS.get(name, {}))
+            solve(
+                prior,
+                op,
+                y,
+                solver=name,
+                steps=steps,
+                generator=torch.Generator(device=device).manual_seed(0),
+                **SOLVER_OPTIONS.get(name, {}),
+            )
         return timed.counter.ops / steps, timed.counter.paused_ops / steps
     finally:
         timed.counter = None
@@ -340,9 +348,7 @@ def main(argv=None):
     operators, solvers = _csv(args.operators, SHORT), _csv(args.solvers, REGISTERED)
     if args.quick:
         args.batch, args.steps, args.repeats, operators = 1, 3, 1, ("sr", "inpaint")
-    network = {
-        k: v for k, v in (("compile", args.compile), ("autocast", args.autocast), ("channels_last", args.channels_last)) if v
-    }
+    network = {k: v for k, v in (("compile", args.compile), ("autocast", args.autocast), ("channels_last", args.channels_last)) if v}
     rows, calibration = bench(args.device, operators, solvers, args.batch, args.steps, args.repeats, args.sigma_y, network=network)
     where = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"cpu, {torch.get_num_threads()} thread(s)"
     options = ", ".join(f"{k} {v}" if v is not True else k for k, v in network.items()) or "plain"
@@ -353,7 +359,9 @@ def main(argv=None):
         import json
 
         with open(args.json, "w") as f:
-            json.dump({"options": options, "device": where, "torch": torch.__version__, "rows": rows, "calibration": calibration}, f, indent=1)
+            json.dump(
+                {"options": options, "device": where, "torch": torch.__version__, "rows": rows, "calibration": calibration}, f, indent=1
+            )
     print(
         "| solver | operator | network calls | total s | network s | of which backward s | overhead s | overhead ms/step | overhead / network % "
         "| solver ops/step | solver ops / network ops % |"
