@@ -36,5 +36,5 @@ def test_registration_and_method_discovery_import_nothing_heavy():
         "print(sorted(m for m in ('diffusers', 'transformers', 'peft', 'skimage', 'trimesh') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.splitlines()
-    assert out[-2] == "['diff-sds', 'diff-sjc', 'diff-vsd', 'diff-zero123']"
+    assert out[-2] == "['diff-in2n', 'diff-sds', 'diff-sjc', 'diff-vsd', 'diff-zero123']"
     assert out[-1] == "[]"
