@@ -180,3 +180,51 @@ def test_video_p2p_replaces_the_target_branch_maps(tiny_sd):
 def test_video_p2p_needs_cross_attention(digits):
     with pytest.raises(DiffcoreError, match="needs cross-attention layers"):
         edit_video(digits, torch.zeros(2, 1, 16, 16), 3, editor=make_editor("video-p2p"))
+
+
+def test_null_text_inversion_retraces_the_pivot_under_guidance(tiny_sd):
+    from diff_video.editing.null_text import NullTextGuided, fit_nulls
+    from diffcore.priors import Conditioned, Guided
+
+    x0 = torch.randn(3, *tiny_sd.sample_shape, generator=torch.Generator().manual_seed(0))
+    source = diffcore.Cond(text=tiny_sd.encode_text("a photo of a cat"))
+    times = edit_times(tiny_sd.schedule, 6, 0.8)
+    pivot = [x0]
+    top = ddim_invert(Conditioned(tiny_sd, source), x0, times, refine=2, callback=lambda i, state: pivot.append(state))
+    plain = (ddim_denoise(Guided(tiny_sd, 5.0, source, tiny_sd.null_cond), top, times) - x0).abs().mean()
+    nulls = fit_nulls(tiny_sd, pivot[::-1], times, source, 5.0, iterations=10, lr=0.1)
+    assert len(nulls) == len(times) - 1 and nulls[0].shape == tiny_sd.null_cond.text.shape
+    fitted = (ddim_denoise(NullTextGuided(tiny_sd, 5.0, source, nulls, times), top, times) - x0).abs().mean()
+    assert fitted < plain / 3  # measured 0.039 against 0.149
+
+
+def test_null_text_in_an_edit(tiny_sd, digits):
+    video = _video(4, size=16).expand(-1, 3, -1, -1).contiguous()
+    prompt = "a photo of a cat"
+    settings = {"steps": 5, "strength": 0.8, "chunk": 4}
+    unguided = edit_video(tiny_sd, video, prompt, source=prompt, editor=make_editor("cross-frame"), settings=EditSettings(**settings))
+    guided = edit_video(
+        tiny_sd, video, prompt, source=prompt, editor=make_editor("cross-frame"), settings=EditSettings(guidance=5.0, **settings)
+    )
+    fitted = edit_video(
+        tiny_sd,
+        video,
+        prompt,
+        source=prompt,
+        editor=make_editor("cross-frame"),
+        settings=EditSettings(guidance=5.0, null_text=10, null_text_lr=0.1, **settings),
+    )
+    # towards the source with guidance: the fitted nulls bring the edit closer to the unguided reconstruction
+    # (in latents the error falls 4x, test above; through the tiny random VAE's decoder less)
+    assert (fitted - unguided).abs().mean() < 0.8 * (guided - unguided).abs().mean()
+    with pytest.raises(DiffcoreError, match="embedding"):
+        edit_video(
+            digits,
+            torch.zeros(2, 1, 16, 16),
+            3,
+            source=8,
+            editor=make_editor("per-frame"),
+            settings=EditSettings(guidance=3.0, null_text=2),
+        )
+    with pytest.raises(DiffcoreError, match="guidance other than 1"):
+        EditSettings(null_text=5)

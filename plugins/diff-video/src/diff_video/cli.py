@@ -261,6 +261,9 @@ def video_edit_task(prior, target, **options):
 @click.option("--guidance", type=float, default=1.0, show_default=True, help="Classifier-free guidance scale of the target.")
 @click.option("--chunk", type=int, default=8, show_default=True, help="Frames per pass (memory grows with it, not with the video).")
 @click.option("--refine", type=int, default=2, show_default=True, help="Fixed-point iterations per inversion step.")
+@click.option(
+    "--null-text", type=int, default=0, show_default=True, help="Null-text inversion: Adam iterations per step (text priors, --guidance)."
+)
 @click.option("--weight", type=float, default=None, help="pix2video: weight of the guided update (default 0.5).")
 @click.option("--resize", is_flag=True, help="Resize the input frames to the prior's image size.")
 @click.option("--start", type=float, default=None, help="Read from this time (s).")

@@ -24,6 +24,8 @@ class CrossFrameRun(EditRun):
 
     def __init__(self, attend: str, *, detach: bool = False):
         self.inverting, self.editing = StreamedCrossFrame(attend), StreamedCrossFrame(attend, detach=detach)
+        # null-text inversion's guided calls: a gradient through a frame's own path only, as in pix2video
+        self.optimizing = StreamedCrossFrame(attend, detach=True)
 
     def inversion(self, frames):
         self.inverting.chunk(frames)
@@ -33,9 +35,13 @@ class CrossFrameRun(EditRun):
         self.editing.chunk(frames)
         return self.editing
 
+    def optimization(self, frames):
+        self.optimizing.chunk(frames)
+        return self.optimizing
+
     def close(self):
-        self.inverting.clear()
-        self.editing.clear()
+        for streamed in (self.inverting, self.editing, self.optimizing):
+            streamed.clear()
 
 
 @dataclass(frozen=True, repr=False)

@@ -40,6 +40,8 @@ class EditSettings:
         guidance: classifier-free guidance scale of the target condition (1: the conditional model alone).
         chunk: frames per pass of the network (memory grows with it, not with the frame count).
         refine: fixed-point iterations per inversion step (0: plain DDIM inversion).
+        null_text: Adam iterations of null-text inversion per step (0: none; needs guidance and a
+            text prior, :mod:`diff_video.editing.null_text`); null_text_lr: their learning rate.
     """
 
     steps: int = 20
@@ -47,9 +49,11 @@ class EditSettings:
     guidance: float = 1.0
     chunk: int = 8
     refine: int = 2
+    null_text: int = 0
+    null_text_lr: float = 1e-2
 
     def __post_init__(self):
-        for name, least in (("steps", 1), ("chunk", 1), ("refine", 0)):
+        for name, least in (("steps", 1), ("chunk", 1), ("refine", 0), ("null_text", 0)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < least:
                 raise DiffcoreError(f"{name} must be a whole number >= {least}, got {value!r}")
@@ -57,6 +61,8 @@ class EditSettings:
             raise DiffcoreError(f"strength must be in (0, 1], got {self.strength!r}")
         if float(self.guidance) < 0:
             raise DiffcoreError(f"guidance must be >= 0, got {self.guidance!r}")
+        if self.null_text and float(self.guidance) == 1.0:
+            raise DiffcoreError("null-text inversion fits the unconditional input of guidance; set guidance other than 1")
 
 
 class EditRun:
@@ -66,9 +72,19 @@ class EditRun:
         """The prior both passes use (Tune-A-Video's tuned copy); default ``prior`` itself."""
         return prior
 
-    def denoise(self, prior, x: torch.Tensor, times: torch.Tensor, target: Cond, source: Cond, guidance: float, frames: int):
-        """The edit of one chunk from its inverted ``x``; default DDIM under ``target`` with :meth:`corrector`'s estimate."""
-        editing = _conditioned(prior, target, guidance)
+    def optimization(self, frames: int):
+        """The processor for null-text inversion's guided calls on the chunk (its own state), or None."""
+        return None
+
+    def denoise(self, prior, x: torch.Tensor, times: torch.Tensor, target: Cond, source: Cond, guidance: float, frames: int, nulls=None):
+        """The edit of one chunk from its inverted ``x``; default DDIM under ``target`` (with the fitted ``nulls`` as the
+        unconditional input where given) and :meth:`corrector`'s estimate."""
+        if nulls is not None:
+            from diff_video.editing.null_text import NullTextGuided
+
+            editing = NullTextGuided(prior, guidance, target, nulls, times)
+        else:
+            editing = _conditioned(prior, target, guidance)
         return ddim_denoise(editing, x, times, correct=self.corrector(editing, times, frames))
 
     def inversion(self, frames: int):
@@ -206,10 +222,20 @@ def edit_video(prior, video: torch.Tensor, target, *, editor: Editor, source=Non
             count = frames.shape[0]
             with torch.no_grad():
                 x = frames if prior.latent is None else prior.latent.encode(frames)
+            trajectory = [x]
+            keep = (lambda i, state, into=trajectory: into.append(state)) if settings.null_text else None
             with _installed(prior, run.inversion(count), editor.select):
-                x = ddim_invert(inverting, x, times, refine=settings.refine)
+                x = ddim_invert(inverting, x, times, refine=settings.refine, callback=keep)
+            nulls = None
+            if settings.null_text:
+                from diff_video.editing.null_text import fit_nulls
+
+                with _installed(prior, run.optimization(count), editor.select):
+                    nulls = fit_nulls(
+                        prior, trajectory[::-1], times, source_cond, guidance, iterations=settings.null_text, lr=settings.null_text_lr
+                    )
             with _installed(prior, run.edit(count, groups), editor.select):
-                x = run.denoise(prior, x, times, target_cond, source_cond, guidance, count)
+                x = run.denoise(prior, x, times, target_cond, source_cond, guidance, count, **({} if nulls is None else {"nulls": nulls}))
             with torch.no_grad():
                 x = x if prior.latent is None else prior.latent.decode(x)
             out.append(x.detach().to("cpu", torch.float32))

@@ -37,6 +37,7 @@ class EditOptions:
     guidance: float = 1.0
     chunk: int = 8
     refine: int = 2
+    null_text: int = 0
     weight: float | None = None
     resize: bool = False
     start: float | None = None
@@ -117,7 +118,7 @@ def prepare_edit(options: EditOptions) -> EditJob:
     bad = [x for x in o.outputs if x not in OUTPUTS]
     if bad or not o.outputs:
         raise DiffcoreError(f"--format takes {' and/or '.join(OUTPUTS)}, got {', '.join(bad) or 'nothing'}")
-    settings = EditSettings(steps=o.steps, strength=o.strength, guidance=o.guidance, chunk=o.chunk, refine=o.refine)
+    settings = EditSettings(steps=o.steps, strength=o.strength, guidance=o.guidance, chunk=o.chunk, refine=o.refine, null_text=o.null_text)
     if o.weight is not None and o.editor != "pix2video":
         raise DiffcoreError("--weight is the pix2video guided update's weight; it goes with --editor pix2video")
     editor = make_editor(o.editor, **({} if o.weight is None else {"weight": o.weight}))
@@ -127,6 +128,11 @@ def prepare_edit(options: EditOptions) -> EditJob:
     editor.check(prior)
     condition(prior, o.target, "target")
     condition(prior, o.source, "source")
+    if o.null_text:
+        from diff_video.editing.null_text import null_embedding
+
+        null_embedding(prior)
+        editor.start(prior, settings)  # an editor that cannot take it says so now
     return EditJob(o, prior, editor, settings)
 
 

@@ -75,7 +75,7 @@ class VideoP2PRun(TuneAVideoRun):
 
         return processor
 
-    def denoise(self, prior, x, times, target, source, guidance, frames):
+    def denoise(self, prior, x, times, target, source, guidance, frames, nulls=None):
         branches = _conditioned(prior, _stacked(source, target, frames), guidance)
         return ddim_denoise(branches, torch.cat([x, x]), times)[frames:]
 
@@ -105,6 +105,8 @@ class VideoP2PEditor(Editor):
         StreamedCrossFrame(self.attend)
 
     def start(self, prior, settings):
+        if settings.null_text:
+            raise DiffcoreError("video-p2p does not take null-text inversion here (its decoupled guidance is not implemented)")
         return VideoP2PRun(self, prior, settings)
 
 
