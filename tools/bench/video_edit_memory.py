@@ -2,7 +2,7 @@
 
 For each editor and frame count, a fresh process (``python -m diff_video.editing.memory``) edits
 the synthetic moving digit resized to ``--size`` pixels with ``--prior`` (zoo:digits, fully
-convolutional, runs at 64 x 64 with self-attention at 16 x 16) in chunks of ``--chunk`` frames, and
+convolutional, runs at 32 x 32 with self-attention at 8 x 8) in chunks of ``--chunk`` frames, and
 reports how far its resident memory's peak rose above where it was before the edit (after a
 warm-up edit; see diff_video.editing.memory). ``--chunk 0`` rows run the whole video as one chunk,
 the unbounded way, for comparison.
@@ -22,11 +22,11 @@ import sys
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prior", default="zoo:digits")
-    parser.add_argument("--editors", default="per-frame,cross-frame,pix2video,fatezero")
+    parser.add_argument("--editors", default="per-frame,cross-frame,pix2video,fatezero,tune-a-video")
     parser.add_argument("--frames", default="8,32,64")
     parser.add_argument("--chunk", default="8,0")
-    parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--size", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=2)
     args = parser.parse_args()
     rows = []
     for editor in args.editors.split(","):
