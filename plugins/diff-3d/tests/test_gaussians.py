@@ -168,3 +168,17 @@ def test_a_distilled_run_of_gaussians_exports_its_splats(tmp_path):
     assert res.exit_code == 0, res.output
     data = (run / "export" / "splats.ply").read_bytes()
     assert data.startswith(b"ply\n") and b"element vertex 50\n" in data
+
+
+def test_a_clone_shares_its_parents_opacity_and_split_children_come_from_the_parent():
+    one = Gaussians(count=1, capacity=2, init_scale=0.02, init_opacity=0.6, grow=1.0, seed=0)
+    one._grad_sum[0], one._grad_count[0] = 1.0, 1.0
+    assert one.densify_and_prune() == {"split": 0, "cloned": 1, "pruned": 0, "count": 2}
+    o = torch.sigmoid(one.opacity_logits.detach())
+    assert torch.equal(one.means[0], one.means[1]) and float(1 - (1 - o[0]) * (1 - o[1])) == pytest.approx(0.6, abs=1e-6)
+    big = Gaussians(count=1, capacity=2, init_scale=0.2, grow=1.0, seed=0)
+    parent = big.means[0].detach().clone()
+    big._grad_sum[0], big._grad_count[0] = 1.0, 1.0
+    assert big.densify_and_prune(torch.Generator().manual_seed(0))["split"] == 1
+    offsets = (big.means.detach() - parent).norm(dim=1)
+    assert bool((offsets > 0).all()) and bool((offsets < 4 * 0.2 * math.sqrt(3)).all()) and not torch.equal(big.means[0], big.means[1])

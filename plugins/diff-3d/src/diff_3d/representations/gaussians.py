@@ -13,9 +13,11 @@ gradients on) is counted; every ``densify_every`` of them, between ``densify_fro
 ``densify_until``, the ``grow`` share of active Gaussians with the largest mean positional gradient
 since the last time is densified into free slots: the large ones (largest scale above
 ``split_scale``) are split in two, both drawn from the parent and shrunk by 1.6, the small ones
-cloned; and Gaussians whose opacity fell below ``min_opacity`` are pruned. 3DGS thresholds the
-gradient at an absolute 2e-4 in screen space; a share is used here because distillation gradients
-differ in scale from prior to prior. A reused slot keeps its optimiser moments (Adam's state is
+cloned, both copies with opacity ``1 - sqrt(1 - o)`` so that together they still composite to the
+parent's ``o`` (Rota Bulò et al. 2024, "Revising Densification in Gaussian Splatting", sec. 4);
+and Gaussians whose opacity fell below ``min_opacity`` are pruned. 3DGS thresholds the gradient at
+an absolute 2e-4 in screen space; a share is used here because distillation gradients differ in
+scale from prior to prior. A reused slot keeps its optimiser moments (Adam's state is
 per parameter tensor), a small perturbation the next steps absorb.
 
 As a :class:`~diffcore.protocols.Representation3D`: ``density(points)`` is ``density_scale`` times
@@ -177,11 +179,17 @@ class Gaussians(torch.nn.Module):
 
             scales = self.log_scales[split].exp()
             rot = quaternion_matrix(self.quats[split])
+            parent = self.means[split].clone()
             for target in (split, split_slots):  # both children drawn from the parent's Gaussian, then shrunk
                 z = torch.randn(len(split), 3, generator=g).to(device)
-                self.means[target] = self.means[split] + (rot @ (z * scales)[..., None])[..., 0]
+                self.means[target] = parent + (rot @ (z * scales)[..., None])[..., 0]
             self.log_scales[split] -= math.log(1.6)
             self.log_scales[split_slots] = self.log_scales[split]
+        clone, clone_slots = chosen_d[~large.to(device)], slots_d[~large.to(device)]
+        if len(clone):  # two copies of opacity 1 - sqrt(1 - o) composite to o where they overlap (Rota Bulo et al. 2024, sec. 4)
+            corrected = 1 - torch.sqrt(1 - torch.sigmoid(self.opacity_logits[clone]))
+            self.opacity_logits[clone] = torch.logit(corrected.clamp(1e-6, 1 - 1e-6))
+            self.opacity_logits[clone_slots] = self.opacity_logits[clone]
         self.active[slots_d] = True
         faint = self.active & (torch.sigmoid(self.opacity_logits) < self.min_opacity)
         if int(faint.sum()) >= int(self.active.sum()):  # never prune the last Gaussian away
