@@ -210,6 +210,10 @@ def edit_video(prior, video: torch.Tensor, target, *, editor: Editor, source=Non
     groups = 1 if guidance == 1.0 else 2
     if guidance != 1.0 and prior.null_cond is None:
         raise DiffcoreError("guidance needs a prior with an unconditional model (a null label or empty prompt); use guidance 1")
+    if settings.null_text:
+        from diff_video.editing.null_text import null_embedding
+
+        null_embedding(prior)  # before any work: the prior's unconditional input must be an embedding
     times = edit_times(prior.schedule, settings.steps, settings.strength)
     run = editor.start(prior, settings)
     device, dtype = prior.device, torch.float32 if prior.dtype in (torch.float16, torch.bfloat16) else prior.dtype
@@ -235,7 +239,7 @@ def edit_video(prior, video: torch.Tensor, target, *, editor: Editor, source=Non
                         prior, trajectory[::-1], times, source_cond, guidance, iterations=settings.null_text, lr=settings.null_text_lr
                     )
             with _installed(prior, run.edit(count, groups), editor.select):
-                x = run.denoise(prior, x, times, target_cond, source_cond, guidance, count, **({} if nulls is None else {"nulls": nulls}))
+                x = run.denoise(prior, x, times, target_cond, source_cond, guidance, count, nulls=nulls)
             with torch.no_grad():
                 x = x if prior.latent is None else prior.latent.decode(x)
             out.append(x.detach().to("cpu", torch.float32))
