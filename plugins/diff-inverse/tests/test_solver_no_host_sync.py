@@ -37,6 +37,7 @@ SOLVERS = (
     "diffpir",
     "daps",
     "daps:ode_steps=2",
+    "ilvr",
 )
 # one operator with an SVD (the spectral paths; inpainting and deblurring take the same ones) and one without (CT:
 # conjugate gradients, A_pinv, DAPS's Langevin steps)

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import torch
 
-from diff_inverse.solvers._common import check_pair, coefs, initial_state, noise_like
+from diff_inverse.solvers._common import Grid, check_pair, initial_state, noise_like
 from diff_inverse.solvers.options import Options, option
-from diffcore.samplers import ddim_step
+from diffcore.samplers.ddim import DDIMSteps
 
 
 @dataclass(frozen=True)
@@ -35,12 +35,13 @@ class ILVR(Options):
     def __call__(self, prior, operator, y, *, steps, generator=None, start=None, t_start=None):
         check_pair(self, prior, operator)
         ts, x = initial_state(prior, y, steps, generator, start, t_start)
+        grid = Grid.of(prior.schedule, ts, x)  # the factors of every step, once: no host sync in the loop
+        step = DDIMSteps.on(grid, 1.0)
+        conditioned = [float(r) >= self.t_stop for r in ts[1:]]
         for i in range(len(ts) - 1):
-            t, r = ts[i], ts[i + 1]
-            pred = prior.predict(x, t)
-            x = ddim_step(pred.x0, pred.eps, prior.schedule, t, r, eta=1.0, generator=generator)
-            if float(r) >= self.t_stop:
-                a_r, s_r = coefs(prior.schedule, r, x)
-                ref = a_r * y + s_r * operator.A(noise_like(x, generator))
+            pred = prior.predict(x, ts[i])
+            x = step(i, pred.x0, pred.eps, generator=generator)
+            if conditioned[i]:
+                ref = grid.alpha[i + 1] * y + grid.sigma[i + 1] * operator.A(noise_like(x, generator))
                 x = x - operator.A_pinv(operator.A(x)) + operator.A_pinv(ref)
         return x
