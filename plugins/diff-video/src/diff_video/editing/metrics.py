@@ -9,6 +9,7 @@
   measure that ignores motion).
 - :func:`digit_fidelity`: the share of edited frames that the zoo's digit classifier
   (:class:`diff_zoo.classifier.DigitClassifier`) labels as the target class (16 x 16 digits).
+- :func:`diff_video.editing.clip_score.clip_score`: CLIPScore of a prompt, where a CLIP model is given;
 - :func:`structure_psnr`: PSNR of the low frequencies (a Gaussian blur) of the edit to those of
   the source: how much of the source's layout the edit keeps.
 
@@ -138,8 +139,11 @@ def digit_fidelity(edit: torch.Tensor, target: int) -> float:
     return float((digit_classifier().predict(edit) == int(target)).float().mean())
 
 
-def edit_metrics(source: torch.Tensor, edit: torch.Tensor, *, target: int | None = None) -> dict[str, float]:
-    """Every metric of the module for one edit (the digit fidelity where ``target`` is given and the frames are 1 x 16 x 16)."""
+def edit_metrics(
+    source: torch.Tensor, edit: torch.Tensor, *, target: int | None = None, prompt: str | None = None, clip=None
+) -> dict[str, float]:
+    """Every metric of the module for one edit: the digit fidelity where ``target`` is given and the frames are 1 x 16 x 16,
+    the CLIP score (:mod:`diff_video.editing.clip_score`) of ``prompt`` where a ``clip`` model is given."""
     out = {
         "warp_error": warp_error(source, edit),
         "frame_difference": frame_difference(edit),
@@ -147,6 +151,10 @@ def edit_metrics(source: torch.Tensor, edit: torch.Tensor, *, target: int | None
     }
     if target is not None and tuple(edit.shape[1:]) == (1, 16, 16):
         out["fidelity"] = digit_fidelity(edit, target)
+    if clip is not None and prompt is not None:
+        from diff_video.editing.clip_score import clip_score
+
+        out["clip_score"] = clip_score(edit, prompt, clip)
     return out
 
 

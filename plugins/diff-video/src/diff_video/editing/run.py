@@ -39,6 +39,7 @@ class EditOptions:
     refine: int = 2
     null_text: int = 0
     weight: float | None = None
+    clip: str | None = None
     resize: bool = False
     start: float | None = None
     end: float | None = None
@@ -62,6 +63,7 @@ class EditJob:
     prior: Any
     editor: Any
     settings: EditSettings
+    clip: Any = None
     timing: dict[str, float] = field(default_factory=dict)
 
     def read(self, path) -> torch.Tensor:
@@ -93,7 +95,8 @@ class EditJob:
         edited = edit_video(self.prior, source, o.target, source=o.source, editor=self.editor, settings=self.settings).clamp(-1, 1)
         seconds = time.perf_counter() - began
         target = int(o.target) if o.target.isdigit() and self.prior.class_names is not None else None
-        metrics = {**edit_metrics(source, edited, target=target), "frames": int(source.shape[0]), "seconds": round(seconds, 3)}
+        measured = edit_metrics(source, edited, target=target, prompt=o.target, clip=self.clip)
+        metrics = {**measured, "frames": int(source.shape[0]), "seconds": round(seconds, 3)}
         files = {}
         gap = torch.ones(*source.shape[:-1], 2)  # white, two pixels: even widths stay even (H.264)
         side_by_side = torch.cat([source, gap, edited], dim=-1)
@@ -133,7 +136,12 @@ def prepare_edit(options: EditOptions) -> EditJob:
 
         null_embedding(prior)
         editor.start(prior, settings)  # an editor that cannot take it says so now
-    return EditJob(o, prior, editor, settings)
+    clip = None
+    if o.clip is not None:
+        from diff_video.editing.clip_score import load_clip
+
+        clip = load_clip(o.clip)
+    return EditJob(o, prior, editor, settings, clip)
 
 
 __all__ = ["OUTPUTS", "EditJob", "EditOptions", "prepare_edit"]
