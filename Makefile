@@ -30,3 +30,8 @@ test: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build
+
+# One prepared check on a machine with a GPU (issue 20), into OUT (default build/gpu-check); DEVICE=cpu: the dry run
+.PHONY: gpu-check
+gpu-check:
+	bash tools/gpu_check.sh $(if $(OUT),$(OUT),build/gpu-check)

@@ -170,7 +170,14 @@ def main(argv=None):
     batches = tuple(int(b) for b in args.batch.split(","))
     if args.quick:
         samplers, batches, args.steps, args.repeats = ("ddim", "heun"), (2,), 3, 1
-    rows = bench(args.device, samplers, batches, args.steps, args.repeats, args.compile, args.autocast, args.channels_last)
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:  # a network option that could not apply: said in the output
+        warnings.simplefilter("always")
+        rows = bench(args.device, samplers, batches, args.steps, args.repeats, args.compile, args.autocast, args.channels_last)
+    fallbacks = sorted({str(w.message) for w in caught if w.category.__name__ == "SpeedWarning"})
+    for w in caught:
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     where = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"cpu, {torch.get_num_threads()} thread(s)"
     options = (
         ", ".join(
@@ -184,7 +191,11 @@ def main(argv=None):
     print(table(rows, title))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"title": title, "options": options, "device": where, "torch": torch.__version__, "rows": rows}, f, indent=1)
+            json.dump(
+                {"title": title, "options": options, "device": where, "torch": torch.__version__, "rows": rows, "fallbacks": fallbacks},
+                f,
+                indent=1,
+            )
 
 
 if __name__ == "__main__":

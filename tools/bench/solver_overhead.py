@@ -349,9 +349,16 @@ def main(argv=None):
     if args.quick:
         args.batch, args.steps, args.repeats, operators = 1, 3, 1, ("sr", "inpaint")
     network = {k: v for k, v in (("compile", args.compile), ("autocast", args.autocast), ("channels_last", args.channels_last)) if v}
-    rows, calibration = bench(args.device, operators, solvers, args.batch, args.steps, args.repeats, args.sigma_y, network=network)
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:  # a network option that could not apply: said in the output
+        warnings.simplefilter("always")
+        rows, calibration = bench(args.device, operators, solvers, args.batch, args.steps, args.repeats, args.sigma_y, network=network)
+    fallbacks = sorted({str(w.message) for w in caught if w.category.__name__ == "SpeedWarning"})
+    for w in caught:
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     where = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"cpu, {torch.get_num_threads()} thread(s)"
-    options = ", ".join(f"{k} {v}" if v is not True else k for k, v in network.items()) or "plain"
+    options = ", ".join(f"{k} {v}" if v is not True else k.replace("_", "-") for k, v in network.items()) or "plain"
     print(
         f"Solver overhead: zoo 'phantoms' UNet (random weights, network {options}), batch {args.batch} x 1 x 64 x 64, {args.steps} steps, sigma_y {args.sigma_y:g}, median of {args.repeats} interleaved runs ({where}, torch {torch.__version__})\n"
     )
@@ -360,7 +367,16 @@ def main(argv=None):
 
         with open(args.json, "w") as f:
             json.dump(
-                {"options": options, "device": where, "torch": torch.__version__, "rows": rows, "calibration": calibration}, f, indent=1
+                {
+                    "options": options,
+                    "device": where,
+                    "torch": torch.__version__,
+                    "rows": rows,
+                    "calibration": calibration,
+                    "fallbacks": fallbacks,
+                },
+                f,
+                indent=1,
             )
     print(
         "| solver | operator | network calls | total s | network s | of which backward s | overhead s | overhead ms/step | overhead / network % "
