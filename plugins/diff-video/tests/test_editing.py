@@ -228,3 +228,17 @@ def test_null_text_in_an_edit(tiny_sd, digits):
         )
     with pytest.raises(DiffcoreError, match="guidance other than 1"):
         EditSettings(null_text=5)
+
+
+@pytest.mark.parametrize("name,options", [("pix2video", {"weight": 0.05}), ("fatezero", {}), ("tune-a-video", {"tune_steps": 2})])
+def test_stable_diffusion_with_guidance_chunked_or_not(tiny_sd, name, options):
+    video = _video(4, size=16).expand(-1, 3, -1, -1).contiguous()
+    settings = {"steps": 3, "strength": 0.8, "guidance": 2.0, "refine": 1}
+    whole = edit_video(
+        tiny_sd, video, "a dog", source="a cat", editor=make_editor(name, **options), settings=EditSettings(chunk=4, **settings)
+    )
+    chunked = edit_video(
+        tiny_sd, video, "a dog", source="a cat", editor=make_editor(name, **options), settings=EditSettings(chunk=3, **settings)
+    )
+    assert whole.shape == video.shape
+    torch.testing.assert_close(chunked, whole, atol=1e-4, rtol=0)  # latents, guidance's two groups, chunks of 3 and 1
