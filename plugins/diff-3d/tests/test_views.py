@@ -117,6 +117,21 @@ def test_saved_folder_loads_the_same_network_in_float16(tmp_path):
         assert torch.equal(a.half().float(), b), name
     with pytest.raises(CheckpointError, match="lacks"):
         load_view_prior(tmp_path)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(4)
+        v_prior = ViewPrior(ViewUNet(TINY).eval().requires_grad_(False), clip_x0=False, prediction_type="v_prediction")
+    save_view_prior(v_prior, tmp_path / "v")
+    again = load_view_prior(tmp_path / "v", clip_x0=False)
+    x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    pred = again.predict(x, 0.7)
+    alpha, sigma = again.schedule.alpha(torch.tensor(0.7)), again.schedule.sigma(torch.tensor(0.7))
+    assert again.prediction_type == "v_prediction" and torch.allclose(alpha * pred.x0 + sigma * pred.eps, x, atol=1e-5)
+    v = again.network(
+        x,
+        torch.full((2,), float(again.schedule.model_time(torch.tensor(0.7, dtype=torch.float64)))),
+        *[torch.zeros(2, 3, 8, 8), torch.zeros(2, 3, 4)],
+    )
+    assert torch.allclose(pred.eps, alpha * v + sigma * x, atol=1e-4)  # v = alpha eps - sigma x0  =>  eps = alpha v + sigma x_t
 
 
 def test_denoising_loss_trains_the_pose_embedding():

@@ -81,3 +81,38 @@ def evaluate(
     if len(samples) > 1:
         result["model_mean_of_draws"] = {**_scores(torch.stack(samples).mean(0), data.target), "draws": len(samples)}
     return result
+
+
+@torch.no_grad()
+def evaluate_stochastic(
+    prior, *, n: int = 16, views: int = 2, seed: int = 0, steps: int = 50, guidance: float = 1.0, eta: float = 1.0
+) -> dict:
+    """One new view of each of ``n`` held-out scenes from ``views`` given views: 3DiM's stochastic conditioning on all of
+    them against the same sampler on the first view alone (:func:`diff_3d.views.sampler.stochastic_conditioning`)."""
+    from diff_3d.views.sampler import stochastic_conditioning
+    from diff_3d.views.scenes import random_scene
+
+    g = split_generator(seed + 7, "held-out")
+    several, single, truths, copies = [], [], [], []
+    start = time.time()
+    for _ in range(n):
+        scene = random_scene(g)
+        cams = CAMERAS.sample(views + 1, g)
+        rendered = scene.render(cams)
+        given, c2w, target = rendered[:views], cams.camera_to_worlds[:views], cams.camera_to_worlds[views:]
+        several.append(stochastic_conditioning(prior, given, c2w, target, steps=steps, generator=g, guidance=guidance, eta=eta))
+        single.append(stochastic_conditioning(prior, given[:1], c2w[:1], target, steps=steps, generator=g, guidance=guidance, eta=eta))
+        truths.append(rendered[views:])
+        copies.append(rendered[:1])
+    truth = torch.cat(truths)
+    return {
+        "scenes": n,
+        "given_views": views,
+        "steps": steps,
+        "eta": eta,
+        "guidance": guidance,
+        "stochastic": _scores(torch.cat(several), truth),
+        "first_view_only": _scores(torch.cat(single), truth),
+        "copy_first_view": _scores(torch.cat(copies), truth),
+        "seconds": round(time.time() - start, 1),
+    }

@@ -35,6 +35,8 @@ from diffcore.protocols import Cond, Prediction, PriorBase, check_cond
 from diffcore.schedules import DiscreteSchedule
 
 CONFIG = "config.json"
+PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
+_FROM = {"epsilon": Prediction.from_eps, "v_prediction": Prediction.from_v, "sample": Prediction.from_x0}
 WEIGHTS = "network.safetensors"
 
 
@@ -98,9 +100,11 @@ class ViewPrior(PriorBase):
     """
 
     accepts = frozenset({"image", "camera"})
-    prediction_type = "epsilon"
 
-    def __init__(self, network: ViewUNet, *, schedule=None, clip_x0: bool = True, name: str = "views"):
+    def __init__(self, network: ViewUNet, *, schedule=None, clip_x0: bool = True, name: str = "views", prediction_type: str = "epsilon"):
+        if prediction_type not in PREDICTION_TYPES:
+            raise DiffcoreError(f"prediction_type must be one of {', '.join(PREDICTION_TYPES)}, got {prediction_type!r}")
+        self.prediction_type = prediction_type
         self.network = network
         self.schedule = schedule if schedule is not None else zoo_schedule()
         config = network.config
@@ -159,7 +163,7 @@ class ViewPrior(PriorBase):
                 eps = net(x_t.to(self.dtype), timestep, reference, relative)
         finally:
             net.train(was_training)
-        pred = Prediction.from_eps(x_t, eps.to(x_t.dtype), alpha, sigma)
+        pred = _FROM[self.prediction_type](x_t, eps.to(x_t.dtype), alpha, sigma)
         if self.clip_x0:
             return Prediction(x0=pred.x0.clamp(-1, 1), eps=pred.eps)
         return pred
@@ -183,6 +187,7 @@ def save_view_prior(prior: ViewPrior, folder, *, dtype: torch.dtype = torch.floa
         "network": prior.network.config.as_dict(),
         "schedule": {"kind": "linear", "T": 1000},
         "clip_x0": prior.clip_x0,
+        "prediction_type": prior.prediction_type,
         **(extra or {}),
     }
     (folder / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
@@ -212,4 +217,5 @@ def load_view_prior(folder, *, device=None, dtype=None, clip_x0: bool | None = N
         from diffcore.devices import resolve_dtype
 
         network = network.to(device=device, dtype=resolve_dtype(dtype))
-    return ViewPrior(network, clip_x0=config.get("clip_x0", True) if clip_x0 is None else clip_x0, name=name)
+    clip = config.get("clip_x0", True) if clip_x0 is None else clip_x0
+    return ViewPrior(network, clip_x0=clip, name=name, prediction_type=config.get("prediction_type", "epsilon"))

@@ -7,7 +7,9 @@ wall time: pairs of 32 x 32 views of procedural scenes of coloured primitives
 (:mod:`diff_3d.views.data`, fresh scenes every step, so the prior never sees a training scene
 twice), a pixel-space UNet (:class:`diff_3d.views.network.ViewUNet`) trained by
 :func:`diffcore.training.fit` on :func:`diffcore.training.denoising_loss` (DDPM's linear betas
-over 1000 steps, epsilon prediction: the zoo's schedule), AdamW with a linear warm-up then a
+over 1000 steps: the zoo's schedule; v-prediction, Salimans & Ho 2022, whose loss still weights the
+high noise levels, where a short run of epsilon-prediction learnt too little of the layout to sample
+from), AdamW with a linear warm-up then a
 cosine, gradient clipping and an EMA of the weights (what is saved). The reference and the pose
 are dropped together for a share ``cond_dropout`` of the pairs (classifier-free guidance, Ho &
 Salimans 2022). The run stops at ``iterations`` steps or at ``max_minutes`` of wall time, whichever
@@ -31,6 +33,7 @@ class ViewRecipe:
     network: NetworkConfig = field(
         default_factory=lambda: NetworkConfig(block_out_channels=(32, 64, 64), layers_per_block=1, attention=(False, False, True))
     )
+    prediction_type: str = "v_prediction"  # the layout is taught at high noise too (Salimans & Ho 2022)
     most: int = 3  # primitives per scene, at most
     batch: int = 24
     lr: float = 5e-4

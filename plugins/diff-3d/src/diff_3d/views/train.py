@@ -52,7 +52,7 @@ def train(
         torch.manual_seed(seed)
         network = ViewUNet(recipe.network)
     network.train()
-    prior = ViewPrior(network, clip_x0=True, name=f"zoo:{recipe.name}")
+    prior = ViewPrior(network, clip_x0=True, name=f"zoo:{recipe.name}", prediction_type=recipe.prediction_type)
     ema = EMA(network, recipe.ema_decay)
 
     def loss_fn(step: int, g: torch.Generator) -> torch.Tensor:
@@ -78,7 +78,9 @@ def train(
         name=f"zoo:{recipe.name}",
         multi_process=False,
     )
-    trained = ViewPrior(ema.module.eval().requires_grad_(False), clip_x0=True, name=f"zoo:{recipe.name}")
+    trained = ViewPrior(
+        ema.module.eval().requires_grad_(False), clip_x0=True, name=f"zoo:{recipe.name}", prediction_type=recipe.prediction_type
+    )
     save_view_prior(trained, out)
     info = {
         "recipe": recipe.as_dict(),
