@@ -3,13 +3,13 @@
 Two measurements, one thread:
 
 1. the recovery check of :mod:`diff_3d.validation` (32x32, random orbits, eight held-out views) with
-   ``gaussians`` (1000 at the start, densified every 100 renders), PSNR every ``--eval-every``
+   ``gaussians`` (1000 of them; ``--spec gaussians:densify_every=100`` densifies), PSNR every ``--eval-every``
    iterations, each line written as it comes (``--out``, JSON lines);
 2. seconds per iteration of the same loop for ``gaussians`` and ``nerfacto``, in interleaved blocks
    of ``--block`` iterations (so both see the same load on a shared machine), the median block.
 
     python tools/bench/gaussians_recovery.py --steps 1000 --out gaussians.jsonl
-    python tools/bench/gaussians_recovery.py --steps 1000 --spec gaussians:densify_every=0 --skip-speed --out gaussians.jsonl
+    python tools/bench/gaussians_recovery.py --steps 1000 --spec gaussians:densify_every=100 --skip-speed --out gaussians.jsonl
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=100)
     parser.add_argument("--block", type=int, default=10)
     parser.add_argument("--blocks", type=int, default=5)
-    parser.add_argument("--spec", default="gaussians", help="the representation of the recovery, e.g. gaussians:densify_every=0")
+    parser.add_argument("--spec", default="gaussians", help="the representation of the recovery, e.g. gaussians:densify_every=100")
     parser.add_argument("--skip-recovery", action="store_true")
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--out", type=Path, required=True)

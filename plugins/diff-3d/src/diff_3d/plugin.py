@@ -76,7 +76,7 @@ def gaussians(
     init_opacity: float = 0.1,
     background=1.0,
     channels: int = 3,
-    densify_every: int = 100,
+    densify_every: int = 0,
     densify_from: int = 100,
     densify_until: int | None = None,
     grow: float = 0.1,
