@@ -182,3 +182,20 @@ def test_a_clone_shares_its_parents_opacity_and_split_children_come_from_the_par
     assert big.densify_and_prune(torch.Generator().manual_seed(0))["split"] == 1
     offsets = (big.means.detach() - parent).norm(dim=1)
     assert bool((offsets > 0).all()) and bool((offsets < 4 * 0.2 * math.sqrt(3)).all()) and not torch.equal(big.means[0], big.means[1])
+
+
+@pytest.mark.parametrize("name", ["sds", "sjc", "vsd"])
+def test_every_distiller_trains_gaussians(name):
+    splats = Gaussians(count=60, seed=4)
+    before = splats.means.detach().clone()
+    record = distill(
+        diffcore.create("prior", "analytic-scene", size=16),
+        splats,
+        diffcore.create("distiller", name),
+        steps=2,
+        lr=0.01,
+        cameras=CameraSampler(size=16),
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert record.steps == 2 and all(math.isfinite(v) for v in record.losses)
+    assert not torch.equal(splats.means.detach()[:60], before[:60]) and torch.equal(splats.means.detach()[60:], before[60:])
