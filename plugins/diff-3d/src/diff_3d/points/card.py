@@ -30,7 +30,7 @@ def render_card(record: dict[str, Any], metrics: dict[str, Any] | None = None) -
         "```python",
         "import torch, diffcore",
         "",
-        'prior = diffcore.create("prior", "zoo:shapes")  # 512 points; points=2048 for denser clouds',
+        'prior = diffcore.create("prior", "zoo:shapes")  # 512 points, as trained; points=N for another count',
         "clouds = diffcore.sample(prior, 5, steps=100, sampler='ddpm', cond=diffcore.Cond(labels=torch.arange(5)),",
         "                         generator=torch.Generator().manual_seed(0))  # (5, 512, 3): a sphere, box, torus, cylinder, cone",
         "# diffcore 3d points generate --label torus --out out/ ; diffcore 3d points complete --partial half.ply --label box --out out/",
