@@ -151,3 +151,13 @@ def test_the_measurements_and_the_card(trained):
     cloud = torch.randn(100, 3, generator=torch.Generator().manual_seed(0))
     half = cut(cloud, torch.Generator().manual_seed(1))
     assert 0 < len(half) < 100 and all(any(torch.equal(p, q) for q in cloud) for p in half[:5])
+
+
+@pytest.mark.skipif(not zoo.is_trained(zoo.weights_folder()), reason="the zoo:shapes weights are not shipped in this checkout")
+def test_the_shipped_card_is_what_its_record_and_measurements_render():
+    from diff_3d.points.card import render_card
+
+    folder = zoo.weights_folder()
+    record, measured = (json.loads((folder / name).read_text()) for name in ("recipe.json", "metrics.json"))
+    assert (folder / "README.md").read_text() == render_card(record, measured)
+    assert record["recipe"] == RECIPE.as_dict() | {"classes": list(RECIPE.classes)}  # the card describes RECIPE: they must agree
