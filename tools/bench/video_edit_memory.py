@@ -27,11 +27,23 @@ def main() -> None:
     parser.add_argument("--chunk", default="8,0")
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--channels", type=int, default=1, help="channels of the frames (3 for Stable Diffusion)")
     args = parser.parse_args()
     rows = []
     for editor in args.editors.split(","):
         command = [sys.executable, "-m", "diff_video.editing.memory", "--prior", args.prior, "--editor", editor]
-        command += ["--frames", args.frames, "--chunk", args.chunk, "--size", str(args.size), "--steps", str(args.steps)]
+        command += [
+            "--frames",
+            args.frames,
+            "--chunk",
+            args.chunk,
+            "--size",
+            str(args.size),
+            "--steps",
+            str(args.steps),
+            "--channels",
+            str(args.channels),
+        ]
         done = subprocess.run(command, capture_output=True, text=True, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
         rows += [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
         print(f"{editor}: done", file=sys.stderr, flush=True)
