@@ -347,7 +347,8 @@ class DiffusersUNetPrior(PriorBase):
         alpha = self.schedule.alpha(t64).to(x_t.dtype)
         sigma = self.schedule.sigma(t64).to(x_t.dtype)
         if t64.ndim == 1:  # a 0-d CPU tensor multiplies tensors on any device; (N,) ones must move
-            alpha, sigma, timestep = alpha.to(x_t.device), sigma.to(x_t.device), timestep.to(x_t.device)
+            alpha, sigma = alpha.to(x_t.device), sigma.to(x_t.device)
+        timestep = timestep.to(x_t.device)  # memoised on the device for scalar t: no copy per network call
         result = (alpha, sigma, timestep)
         if scalar and len(self._memo) < 4096:
             self._memo[key] = result
