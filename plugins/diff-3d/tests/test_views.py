@@ -172,7 +172,8 @@ def test_ssim_and_psnr_match_their_definitions():
 
 
 class AroundReference(PriorBase):
-    """An exact view-conditioned stand-in: x0 ~ N(reference + offset(camera), s^2 I), offset the relative translation's x; records its conds."""
+    """An exact view-conditioned stand-in: x0 ~ N(reference + offset(camera), s^2 I), the offset from the relative
+    translation's x; it records its conds."""
 
     accepts = frozenset({"image", "camera"})
     prediction_type = "epsilon"
