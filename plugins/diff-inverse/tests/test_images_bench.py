@@ -200,7 +200,11 @@ def test_any_image_prior_with_given_images(tiny):
 
 def test_split_items():
     assert bench.split_items(["sr-x2,inpaint-box", "deblur"]) == ["sr-x2", "inpaint-box", "deblur"]
-    assert bench.split_items(["inpaint:box=(4,4,8,8),sr:factor=2,mode='bicubic' cs"]) == ["inpaint:box=(4,4,8,8)", "sr:factor=2,mode='bicubic'", "cs"]
+    assert bench.split_items(["inpaint:box=(4,4,8,8),sr:factor=2,mode='bicubic' cs"]) == [
+        "inpaint:box=(4,4,8,8)",
+        "sr:factor=2,mode='bicubic'",
+        "cs",
+    ]
     assert bench.split_items([]) == []
 
 
@@ -260,7 +264,9 @@ def test_cli_writes_the_document_atomically(tmp_path, tiny):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["doc.md"]  # no temporary file left behind
     text = out.read_text()
     assert text.startswith(bench.TITLE) and _section_keys(text) == ["zoo:digits"]
-    assert "Rerun: `diffcore inverse bench images --prior zoo:digits --operators sr-x2 --sigma-y 0.05 --solvers ddrm --n 2 --steps 5" in text
+    assert (
+        "Rerun: `diffcore inverse bench images --prior zoo:digits --operators sr-x2 --sigma-y 0.05 --solvers ddrm --n 2 --steps 5" in text
+    )
     assert str(tmp_path) not in text
     # a second prior adds its section; the first one is kept as it was
     spec = f"zoo:patches:path={str(tiny['rgb32'])!r}"
