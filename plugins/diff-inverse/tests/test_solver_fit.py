@@ -97,12 +97,14 @@ BUILTIN = ["daps", "ddnm", "ddnm+", "ddrm", "diffpir", "dps", "ilvr", "langevin"
 WITH_SVD = {"ddnm+", "ddrm", "mcgdiff", "projection", "snips", "svd-only"}
 NOISELESS = {"ddnm", "ilvr", "projection"}
 GRADIENT = {"daps", "dps", "red-diff", "undeclared"}  # need a differentiable A: what the solver declares, or nothing
+SVD_WHEN_NOISY = {"pigdm"}
 
 # operator -> the solvers that fit it, written out by hand from the solvers' declarations
 CASES = {
     "dense, noiseless": (lambda: DenseLinear(MATRIX), sorted([*BUILTIN, "svd-only", "undeclared"])),
     "dense, noisy": (lambda: DenseLinear(MATRIX, sigma_y=0.1), sorted({*BUILTIN, "svd-only", "undeclared"} - NOISELESS)),
     "no svd, noiseless": (lambda: NoSVD(MATRIX), sorted({*BUILTIN, "undeclared"} - WITH_SVD)),
+    "no svd, noisy": (lambda: NoSVD(MATRIX, sigma_y=0.1), sorted({*BUILTIN, "undeclared"} - WITH_SVD - NOISELESS - SVD_WHEN_NOISY)),
     "phase": (lambda: PhaseRetrieval((1, 4, 4)), sorted(GRADIENT)),
     "jpeg": (lambda: JPEG((1, 8, 8), quality=50), sorted(GRADIENT)),  # through its straight-through gradient
     "jpeg, no gradient": (lambda: JPEG((1, 8, 8), quality=50, gradient="none"), []),
@@ -122,6 +124,17 @@ def test_the_reasons_follow_the_declarations():
     assert fits(DDNM(), jpeg) == "needs a linear operator"
     assert fits(DDNM(), noisy) == "assumes noiseless y" and fits(DDNM(), noisy, strict=False) is None
     assert solvers_for(noisy, strict=False) == CASES["dense, noiseless"][1]
+    pigdm = diffcore.create("solver", "pigdm")  # its noisy-y step is written in the SVD's coordinates
+    assert fits(pigdm, plain) is None and fits(pigdm, noisy) is None
+    assert fits(pigdm, NoSVD(MATRIX, sigma_y=0.1)) == fits(pigdm, NoSVD(MATRIX, sigma_y=0.1), strict=False) == "needs an SVD for noisy y"
+
+
+def test_pigdm_on_noisy_y_without_an_svd_is_refused_before_any_work():
+    prior = diffcore.create("prior", "gaussian", mean=[0.0, 0.0, 0.0])
+    op = NoSVD(MATRIX, sigma_y=0.1)
+    with pytest.raises(DiffcoreError, match=r"^solver 'pigdm' needs an operator with an SVD for noisy y; NoSVD has none and sigma_y = 0.1\. "):
+        solve(prior, op, torch.ones(2, 2, dtype=torch.float64), solver="pigdm", steps=3)
+    assert not_applicable("pigdm", diffcore.create("solver", "pigdm"), op) == "needs an SVD for noisy y"
 
 
 def test_solve_refuses_a_misfit_with_the_message_the_bench_records_the_reason_of():

@@ -195,7 +195,8 @@ def intro(results: list[Result] | None = None) -> str:
             for w, flag in (("an SVD", n.svd), ("a linear operator", n.linear and not n.svd), ("a differentiable A", n.differentiable))
             if flag
         ]
-        needs.append(f"`{name}` ({' and '.join(said)}" + (", noiseless y" if n.noiseless else "") + ")")
+        extra = (", noiseless y" if n.noiseless else "") + (", an SVD for noisy y" if n.svd_when_noisy else "")
+        needs.append(f"`{name}` ({' and '.join(said)}" + extra + ")")
     results = list(results or [])
     contents = "\n".join(_contents(results))
     commands = "\n".join(_commands(results))

@@ -9,7 +9,9 @@ registered through ``register_solvers``) may declare, as class attributes:
   unless the solver declares ``needs_linear`` or ``needs_svd`` (those work through the operator's
   linear algebra), so a solver that declares nothing is assumed to need a differentiable ``A``
   and nothing else;
-- ``noiseless_only``: it takes y as noiseless (``sigma_y = 0``); false when not declared.
+- ``noiseless_only``: it takes y as noiseless (``sigma_y = 0``); false when not declared;
+- ``needs_svd_when_noisy``: it needs the SVD only when y is noisy (ΠGDM: its noisy-y step weighs
+  each singular direction by ``s / (r^2 s^2 + sigma_y^2)``); false when not declared.
 
 :func:`fits` applies the rule, :func:`solvers_for` lists the registered solvers it admits (a
 plugin's too), and :func:`refusal` is the message of every place that turns a misfit away:
@@ -24,6 +26,7 @@ NEEDS_SVD = "needs an SVD"
 NEEDS_LINEAR = "needs a linear operator"
 NEEDS_DIFFERENTIABLE = "needs a differentiable operator"
 NOISELESS_ONLY = "assumes noiseless y"
+NEEDS_SVD_NOISY = "needs an SVD for noisy y"
 
 
 class SolverWarning(UserWarning):
@@ -38,18 +41,20 @@ class Needs:
     linear: bool
     differentiable: bool
     noiseless: bool
+    svd_when_noisy: bool = False
 
     @classmethod
     def of(cls, solver) -> Needs:
         """The declarations of ``solver`` (an instance, a class or a factory), defaults filled in."""
         svd, linear = bool(getattr(solver, "needs_svd", False)), bool(getattr(solver, "needs_linear", False))
         differentiable = bool(getattr(solver, "needs_differentiable", not (svd or linear)))
-        return cls(svd, linear, differentiable, bool(getattr(solver, "noiseless_only", False)))
+        noiseless, svd_when_noisy = bool(getattr(solver, "noiseless_only", False)), bool(getattr(solver, "needs_svd_when_noisy", False))
+        return cls(svd, linear, differentiable, noiseless, svd_when_noisy)
 
 
 def fits(solver, operator, *, strict: bool = True) -> str | None:
     """Why ``solver`` does not take ``operator`` (``"needs an SVD"``, ``"needs a linear operator"``,
-    ``"needs a differentiable operator"``, ``"assumes noiseless y"``), or None when it does.
+    ``"needs a differentiable operator"``, ``"assumes noiseless y"``, ``"needs an SVD for noisy y"``), or None when it does.
 
     ``strict=False`` leaves the noiseless-only rule out: :func:`diff_inverse.solve.solve` still runs
     such a solver on noisy y, which it takes as noiseless, while :func:`solvers_for` and the image
@@ -71,6 +76,8 @@ def fits(solver, operator, *, strict: bool = True) -> str | None:
         return NEEDS_LINEAR
     if needs.differentiable and not getattr(operator, "differentiable", True):
         return NEEDS_DIFFERENTIABLE
+    if needs.svd_when_noisy and float(getattr(operator, "sigma_y", 0.0)) > 0 and not getattr(operator, "has_svd", False):
+        return NEEDS_SVD_NOISY
     if strict and needs.noiseless and float(getattr(operator, "sigma_y", 0.0)) > 0:
         return NOISELESS_ONLY
     return None
@@ -92,6 +99,7 @@ def refusal(name: str, operator, reason: str) -> str:
         NEEDS_LINEAR: f"needs a linear operator; {kind} is not",
         NEEDS_DIFFERENTIABLE: f"needs a differentiable operator; {kind} is not differentiable (autograd cannot go through its A)",
         NOISELESS_ONLY: f"assumes noiseless y; {kind} has sigma_y = {getattr(operator, 'sigma_y', None)}",
+        NEEDS_SVD_NOISY: f"needs an operator with an SVD for noisy y; {kind} has none and sigma_y = {getattr(operator, 'sigma_y', None)}",
     }[reason]
     fit = solvers_for(operator)
     return f"solver {name!r} {said}. " + (f"Solvers that fit it: {', '.join(fit)}" if fit else "No registered solver fits it yet")

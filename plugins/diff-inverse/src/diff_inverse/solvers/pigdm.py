@@ -53,6 +53,7 @@ class PiGDM(Options):
     name = "pigdm"
     needs_svd = False
     needs_linear = True
+    needs_svd_when_noisy = True  # the noisy-y step is written in the SVD's coordinates
 
     def _direction(self, operator, y, x0, r2, sigma_y):
         if getattr(operator, "has_svd", False):
