@@ -21,7 +21,7 @@ import torch
 import diffcore
 from diff_collage import collage, graphs
 from diffcore.samplers import ddim
-from diffcore.samplers._common import coefs
+from diffcore.samplers.grid import coefs
 
 W, L = 16, 64
 

@@ -107,7 +107,7 @@ def make_denoiser(prior, scale: float = 1.0, dtype=torch.float32):
     """
     import deepinv
 
-    from diffcore.samplers._common import coefs
+    from diffcore.samplers.grid import coefs
     from diffcore.schedules import time_at_log_snr
 
     schedule = prior.schedule

@@ -10,7 +10,7 @@ import torch
 import diffcore
 from diff_collage import collage, graphs
 from diffcore.samplers import ddim
-from diffcore.samplers._common import coefs
+from diffcore.samplers.grid import coefs
 
 RHO, W, L = 0.9, 16, 64
 

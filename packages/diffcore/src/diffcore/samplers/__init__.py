@@ -19,7 +19,7 @@ import torch
 
 from diffcore.errors import DiffcoreError
 from diffcore.protocols import Cond, check_cond, check_prior_attributes
-from diffcore.samplers._common import noise_like
+from diffcore.samplers.grid import noise_like
 from diffcore.samplers.ddim import ddim, ddim_step
 from diffcore.samplers.ddpm import ddpm, ddpm_step
 from diffcore.samplers.dpmpp import dpmpp_2m

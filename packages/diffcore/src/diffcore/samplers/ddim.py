@@ -6,7 +6,7 @@ DDPM-like stochastic steps, eta = 0 the deterministic probability-flow discretis
 Noise is drawn only when eta > 0, as diffusers' DDIMScheduler does.
 
 The loop makes no host-device synchronisation: :class:`DDIMSteps` computes the three factors of
-every step of the grid once, before it (see :mod:`diffcore.samplers._common`).
+every step of the grid once, before it (see :mod:`diffcore.samplers.grid`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from diffcore.samplers._common import Grid, coefs, noise_like, on_device
+from diffcore.samplers.grid import Grid, coefs, noise_like, on_device
 
 
 def _factors(a_t, s_t, a_s, s_s, eta: float):

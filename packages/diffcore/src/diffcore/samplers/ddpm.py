@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from diffcore.samplers._common import Grid, coefs, noise_like, on_device
+from diffcore.samplers.grid import Grid, coefs, noise_like, on_device
 
 
 def _factors(a_t, s_t, a_s, s_s, eta: float):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from diffcore.samplers._common import Grid, on_device
+from diffcore.samplers.grid import Grid, on_device
 
 
 def _plan(grid: Grid):

@@ -16,7 +16,7 @@ import math
 
 import torch
 
-from diffcore.samplers._common import Grid, host_coefs, noise_like, on_device
+from diffcore.samplers.grid import Grid, host_coefs, noise_like, on_device
 from diffcore.schedules import time_at_log_snr
 
 

@@ -6,9 +6,9 @@ Solvers walk the prior's own grid ``prior.schedule.timesteps(steps)`` and take `
 do). Every eps/x0/score conversion goes through :mod:`diffcore.conversions`.
 
 The step loops make no host-device synchronisation: each solver computes what it needs of the
-schedule on its grid (:class:`~diffcore.samplers._common.Grid`) and its per-step factors once
+schedule on its grid (:class:`~diffcore.samplers.grid.Grid`) and its per-step factors once
 before the loop, on the host with the same scalar arithmetic as before (the results are the same
-bit for bit), moves them to the state's device in one copy (:func:`~diffcore.samplers._common.on_device`)
+bit for bit), moves them to the state's device in one copy (:func:`~diffcore.samplers.grid.on_device`)
 and takes Python decisions (draw noise or not, the last step) from the host values.
 """
 
@@ -20,7 +20,7 @@ import torch
 
 from diff_inverse.solvers.fit import NEEDS_LINEAR, NEEDS_SVD, fits, refusal
 from diffcore.errors import DiffcoreError, ShapeError
-from diffcore.samplers._common import Grid, coefs, noise_like, on_device
+from diffcore.samplers.grid import Grid, coefs, noise_like, on_device
 
 __all__ = [
     "Grid",

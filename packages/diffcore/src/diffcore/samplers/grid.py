@@ -6,6 +6,8 @@ loop, on the host with the same scalar arithmetic as one step at a time (so the 
 change by a bit), moved to the state's device in one copy each, and indexed per step
 (:class:`Grid`, :func:`on_device`). Decisions that depend on those values (a step that ends at
 ``sigma = 0``, a step with no noise) are Python booleans taken from the host copy.
+
+Public: plugins' step loops (diff-inverse's solvers) build on the same pieces.
 """
 
 from __future__ import annotations
