@@ -19,11 +19,11 @@ import torch
 
 from diffcore.errors import DiffcoreError
 from diffcore.protocols import Cond, check_cond, check_prior_attributes
-from diffcore.samplers.grid import noise_like
 from diffcore.samplers.ddim import ddim, ddim_step
 from diffcore.samplers.ddpm import ddpm, ddpm_step
 from diffcore.samplers.dpmpp import dpmpp_2m
 from diffcore.samplers.edm import euler, heun
+from diffcore.samplers.grid import noise_like
 
 # diffcore's own samplers and their aliases, registered by the built-in plugin (diffcore.builtin);
 # `diffcore.available("sampler")` lists every registered one.
