@@ -47,3 +47,15 @@ def test_a_tour_section_adds_an_animation_that_plays(tmp_path):
     assert tour.animation("again", path.read_bytes()).read_bytes() == path.read_bytes()
     with pytest.raises(DiffcoreError, match="not a GIF"):
         tour.animation("bad", b"\x89PNG....")
+
+
+def test_result_names_replace_only_a_folder_that_holds_nothing_else(tmp_path):
+    out = tmp_path / "run"
+    write_folder(out, {"a.png": b"1", "metrics.json": b"{}"}, result_names=("a.png", "b.png", "metrics.json"))
+    write_folder(out, {"b.png": b"2"}, result_names=("a.png", "b.png", "metrics.json"))  # no marker needed
+    assert sorted(p.name for p in out.iterdir()) == ["b.png"]
+    (out / "notes.txt").write_text("keep")
+    with pytest.raises(DiffcoreError, match=r"holds files that are not an earlier result \(notes.txt\)"):
+        write_folder(out, {"a.png": b"3", "metrics.json": b"{}"}, result_names=("a.png", "b.png", "metrics.json"))
+    assert sorted(p.name for p in out.iterdir()) == ["b.png", "notes.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]

@@ -70,14 +70,16 @@ def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:
     return path
 
 
-def write_folder(out: str | os.PathLike, files: dict[str, bytes | str], *, marker: str = "metrics.json") -> Path:
+def write_folder(out: str | os.PathLike, files: dict[str, bytes | str], *, marker: str = "metrics.json", result_names=None) -> Path:
     """Write ``files`` (name -> bytes) as the folder ``out``, which appears whole or not at all.
 
     The files go to a temporary folder next to ``out``, which is then renamed into place. An
     existing ``out`` is replaced as a whole (no file of an earlier run is left beside the new
     ones) when it is empty or holds ``marker`` (the earlier output of a diffcore command);
     any other existing path is refused with a one-line :class:`DiffcoreError`, and nothing is
-    written. On any error the temporary folder is removed and ``out`` is left as it was.
+    written. With ``result_names`` (the names a result can hold), an existing folder is replaced
+    only when it holds nothing else, instead of the ``marker`` rule. On any error the temporary
+    folder is removed and ``out`` is left as it was.
 
     >>> import tempfile
     >>> root = Path(tempfile.mkdtemp())
@@ -91,7 +93,12 @@ def write_folder(out: str | os.PathLike, files: dict[str, bytes | str], *, marke
     from diffcore.errors import DiffcoreError
 
     out = Path(out)
-    if out.exists() and not (out.is_dir() and (not any(out.iterdir()) or (out / marker).is_file())):
+    if result_names is not None and out.is_dir():
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in set(result_names))
+        if foreign:
+            shown = ", ".join(foreign[:3]) + (" ..." if len(foreign) > 3 else "")
+            raise DiffcoreError(f"--out {str(out)!r} holds files that are not an earlier result ({shown}); give a new or empty folder")
+    elif out.exists() and not (out.is_dir() and (not any(out.iterdir()) or (out / marker).is_file())):
         what = "a file" if not out.is_dir() else f"a folder that is not an earlier output (no {marker})"
         raise DiffcoreError(f"--out {str(out)!r} exists and is {what}; choose another folder")
     out.parent.mkdir(parents=True, exist_ok=True)

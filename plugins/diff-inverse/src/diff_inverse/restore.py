@@ -15,9 +15,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -129,38 +126,11 @@ RESULT_NAMES = ("restoration.png", "measurement.png", "measurement_pinv.png", "i
 
 
 def write_folder(out, files: dict[str, bytes]) -> None:
-    """Write ``files`` as the folder ``out``, whole: into a temporary folder beside it, then swapped in.
+    """Write ``files`` as the folder ``out``, whole (:func:`diffcore.tour.write_folder`): an existing ``out``
+    is replaced only when it is empty or holds nothing but an earlier result (:data:`RESULT_NAMES`)."""
+    from diffcore.tour import write_folder as write_whole
 
-    An existing ``out`` is replaced only when it is empty or holds nothing but an earlier result
-    (:data:`RESULT_NAMES`); a folder with other files is an error, and nothing is written.
-    """
-    out = Path(out)
-    if out.exists():
-        if not out.is_dir():
-            raise DiffcoreError(f"--out {str(out)!r} exists and is not a folder")
-        foreign = sorted(p.name for p in out.iterdir() if p.name not in RESULT_NAMES)
-        if foreign:
-            shown = ", ".join(foreign[:3]) + (" ..." if len(foreign) > 3 else "")
-            raise DiffcoreError(f"--out {str(out)!r} holds files that are not an earlier result ({shown}); give a new or empty folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part"))
-    old = None
-    try:
-        for name, data in files.items():
-            (tmp / name).write_bytes(data)
-        os.chmod(tmp, 0o755)
-        if out.exists():
-            old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".old"))
-            os.rmdir(old)
-            os.rename(out, old)
-        os.rename(tmp, out)
-    except BaseException:
-        if old is not None and old.exists() and not out.exists():
-            os.rename(old, out)  # put the earlier result back
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    write_whole(out, files, result_names=RESULT_NAMES)
 
 
 def metrics_json(metrics: dict) -> bytes:
