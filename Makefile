@@ -22,10 +22,9 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check --diff packages integration_tests tools >/dev/null || true
+	$(BIN)/ruff format --check --diff .
 
-test: $(STAMP)
-	$(BIN)/ruff check .
+test: lint
 	$(BIN)/python -m pytest
 
 clean:

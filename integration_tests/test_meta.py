@@ -94,7 +94,9 @@ def test_hookspec_has_a_docstring_naming_its_arguments(name):
 @pytest.mark.parametrize("name", sorted(KERNEL_SPECS))
 def test_hookspec_is_in_the_plugin_guide_with_its_exact_signature(name):
     documented = HEADING.findall(GUIDE.read_text())
-    assert _signature(name, KERNEL_SPECS[name]) in documented, f"docs/plugins.md needs a heading ### `{_signature(name, KERNEL_SPECS[name])}`"
+    assert _signature(name, KERNEL_SPECS[name]) in documented, (
+        f"docs/plugins.md needs a heading ### `{_signature(name, KERNEL_SPECS[name])}`"
+    )
 
 
 def test_plugin_guide_documents_no_hook_that_does_not_exist():
@@ -199,13 +201,20 @@ def test_register_commands_adds_a_plugin_command(entry_point):
 
 
 def test_register_commands_guards_each_plugin(entry_point):
-    eps = [entry_point("greedy", GreedyCommandsPlugin), entry_point("failing", FailingCommandsPlugin), entry_point("meta-commands", CommandsPlugin)]
+    eps = [
+        entry_point("greedy", GreedyCommandsPlugin),
+        entry_point("failing", FailingCommandsPlugin),
+        entry_point("meta-commands", CommandsPlugin),
+    ]
     plugins = PluginHost(entry_points=eps)
     cli = _root_cli()
     plugins.register_commands(cli)
     assert sorted(cli.commands) == ["hello-meta", "plugins"]
     assert CliRunner().invoke(cli, ["plugins"]).output == "the real one\n"
-    assert "command 'plugins' is already registered by plugin 'diffcore'; plugin 'greedy' cannot register it again" in plugins.infos["greedy"].error
+    assert (
+        "command 'plugins' is already registered by plugin 'diffcore'; plugin 'greedy' cannot register it again"
+        in plugins.infos["greedy"].error
+    )
     assert plugins.infos["failing"].error.startswith("failed in register_commands: RuntimeError: no commands today")
     assert plugins.infos["meta-commands"].error is None
 

@@ -194,3 +194,17 @@ def test_extra_only_reads_markers():
     assert not _extra_only(Requirement("torch>=2.1"))
     assert not _extra_only(Requirement('numpy; python_version >= "3.11"'))
     assert not _extra_only(Requirement('rich; extra == "cli" or python_version >= "3.11"'))
+
+
+def test_make_test_enforces_the_linter_format_and_line_length():
+    """`make test` runs `ruff check` (E501 selected: lines within the configured length) and `ruff format --check`, and fails on them."""
+    import re
+
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = lambda target: re.search(rf"^{target}:(.*)\n((?:\t.*\n)+)", makefile, re.M)  # noqa: E731
+    test, lint = recipe("test"), recipe("lint")
+    assert "lint" in test.group(1).split(), "make test must depend on make lint"
+    assert "ruff check ." in lint.group(2) and "ruff format --check" in lint.group(2)
+    assert "|| true" not in lint.group(2) and "-" not in [line.strip()[:1] for line in lint.group(2).splitlines()]
+    ruff = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["ruff"]
+    assert ruff["line-length"] == 140 and "E501" not in ruff["lint"]["ignore"] and "E" in ruff["lint"]["select"]

@@ -32,7 +32,22 @@ def installed(tmp_path_factory, run_command):
     run_command([sys.executable, str(NEW_PLUGIN), NAME, "--out", str(base / "src")])
     source = base / "src" / NAME
     site = base / "site"
-    run_command([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index", "--disable-pip-version-check", "--quiet", "--target", str(site), str(source)])
+    run_command(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--disable-pip-version-check",
+            "--quiet",
+            "--target",
+            str(site),
+            str(source),
+        ]
+    )
     return source, site
 
 

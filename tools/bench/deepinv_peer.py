@@ -102,7 +102,8 @@ def make_denoiser(prior, scale: float = 1.0, dtype=torch.float32):
 
     ``u`` (any shape with ``B`` first and ``prod(prior.sample_shape)`` entries per item) is
     ``(z / scale + 1) / 2`` for ``z`` in the prior's frame, and ``sigma`` the noise level in the
-    same units; the prior is called in ``dtype`` (deepinv hands its denoisers float32). ``calls`` and ``clamped`` count the calls and those above the schedule's range;
+    same units; the prior is called in ``dtype`` (deepinv hands its denoisers float32). ``calls`` and ``clamped`` count the calls
+    and those above the schedule's range;
     ``overhead`` is the seconds spent in the wrapper outside ``prior.predict`` (the frame change).
     """
     import deepinv
@@ -226,7 +227,21 @@ def _vp_times(sde, sigmas: torch.Tensor) -> torch.Tensor:
     return tau
 
 
-def run_deepinv(name: str, prior, operator, y: torch.Tensor, *, steps: int, seed: int, scale: float, eta: float, zeta: float, etaA: float = 0.85, etaB: float = 1.0, snap: bool = False):
+def run_deepinv(
+    name: str,
+    prior,
+    operator,
+    y: torch.Tensor,
+    *,
+    steps: int,
+    seed: int,
+    scale: float,
+    eta: float,
+    zeta: float,
+    etaA: float = 0.85,
+    etaB: float = 1.0,
+    snap: bool = False,
+):
     """One deepinv solver on our problem; returns samples in our frame and the denoiser (for its counters).
     ``snap``: DDRM gets the grid ours runs on by default (one level moved onto y's, see ``diff_inverse.solvers.ddrm``)."""
     import deepinv
@@ -269,7 +284,9 @@ def run_deepinv(name: str, prior, operator, y: torch.Tensor, *, steps: int, seed
         model = deepinv.sampling.DDRM(den, sigmas=np.asarray((nu[:-1] / (2 * scale)).tolist()), eta=etaA, etab=etaB)
         out = model(y01, physics)
     elif name == "diffpir":
-        model = deepinv.sampling.DiffPIR(den, data_fidelity=deepinv.optim.data_fidelity.L2(), max_iter=steps, sigma=operator.sigma_y / (2 * scale))
+        model = deepinv.sampling.DiffPIR(
+            den, data_fidelity=deepinv.optim.data_fidelity.L2(), max_iter=steps, sigma=operator.sigma_y / (2 * scale)
+        )
         out = model(y01, physics)
     else:
         raise ValueError(f"unknown deepinv solver {name!r}")
@@ -323,7 +340,9 @@ def _solve_all(results, cell, prior, operator, y, *, steps, seed, scale, options
                 kw = {**options.get(solver, {}), **extra}
                 x, secs = _timed(lambda g=g, solver=solver, kw=kw: solve(prior, operator, y, solver=solver, steps=steps, generator=g, **kw))
             else:
-                (x, den), secs = _timed(lambda i=i, name=name: run_deepinv(name, prior, operator, y, steps=steps, seed=seed + i, scale=scale, **deepinv_options))
+                (x, den), secs = _timed(
+                    lambda i=i, name=name: run_deepinv(name, prior, operator, y, steps=steps, seed=seed + i, scale=scale, **deepinv_options)
+                )
                 results.count(cell, column, den, n)
         except Exception as exc:  # a solver that cannot run here is reported, not fatal
             results.fail(cell, column, f"{type(exc).__name__}: {str(exc).splitlines()[0][:80]}")
@@ -361,8 +380,25 @@ def run_gmm(results: Results, dxs, dys, steps_list, *, problems: int, samples: i
                     # DDPM-mean rule) and DDRM's etaA in the null space (deepinv has no etaC)
                     options["dps"] = {**options["dps"], "step": "ddim"}
                     options["ddrm"] = {k: v for k, v in options["ddrm"].items() if k != "etaC"}
-                    deepinv_options = {"eta": eta, "zeta": options["dps"]["zeta"], "etaA": options["ddrm"]["etaA"], "etaB": options["ddrm"]["etaB"]}
-                    _solve_all(results, cell, prob.prior, op, y, steps=steps, seed=seed * 7919 + 31 * p, scale=GMM_SCALE, options=options, score=sw, deepinv_options=deepinv_options)
+                    deepinv_options = {
+                        "eta": eta,
+                        "zeta": options["dps"]["zeta"],
+                        "etaA": options["ddrm"]["etaA"],
+                        "etaB": options["ddrm"]["etaB"],
+                    }
+                    _solve_all(
+                        results,
+                        cell,
+                        prob.prior,
+                        op,
+                        y,
+                        steps=steps,
+                        seed=seed * 7919 + 31 * p,
+                        scale=GMM_SCALE,
+                        options=options,
+                        score=sw,
+                        deepinv_options=deepinv_options,
+                    )
                 progress(f"gmm d_x={d_x} d_y={d_y} steps={steps} done")
 
 
@@ -394,7 +430,19 @@ def run_images(results: Results, steps_list, *, images: int, seed: int = 0, oper
             from diff_inverse.solvers.dps import DPS
 
             deepinv_options = {"eta": 1.0, "zeta": DPS().zeta_at(steps), "etaA": 0.85, "etaB": 1.0, "snap": True}  # our defaults
-            _solve_all(results, cell, prior, op, y, steps=steps, seed=seed * 7919 + steps, scale=1.0, options={}, score=score, deepinv_options=deepinv_options)
+            _solve_all(
+                results,
+                cell,
+                prior,
+                op,
+                y,
+                steps=steps,
+                seed=seed * 7919 + steps,
+                scale=1.0,
+                options={},
+                score=score,
+                deepinv_options=deepinv_options,
+            )
             progress(f"images {label} steps={steps} done")
 
 
@@ -434,15 +482,28 @@ def markdown(results: Results, *, problems: int, samples: int, images: int) -> s
     gmm_cells = sorted(c for c in results.quality if c[0] == "gmm")
     if gmm_cells:
         lines += [
-            f"### 1. Gaussian mixture: sliced Wasserstein to the exact posterior ({samples} samples, {problems} problem(s) per cell; mean ± 1.96 std/sqrt(n); lower is better)",
+            f"### 1. Gaussian mixture: sliced Wasserstein to the exact posterior ({samples} samples, {problems} problem(s) per cell; "
+            "mean ± 1.96 std/sqrt(n); lower is better)",
             "",
         ]
-        rows = [[str(d_x), str(d_y), str(steps)] + [_cell_text(results, c, k) for k in (*cols, "prior", "floor")] for c in gmm_cells for _, d_x, d_y, steps in [c]]
+        rows = [
+            [str(d_x), str(d_y), str(steps)] + [_cell_text(results, c, k) for k in (*cols, "prior", "floor")]
+            for c in gmm_cells
+            for _, d_x, d_y, steps in [c]
+        ]
         lines += _table(["d_x", "d_y", "steps", *cols, "prior", "floor"], rows) + [""]
     image_cells = [c for c in results.quality if c[0] == "images"]
     if image_cells:
-        lines += [f"### 2. zoo:digits: PSNR (dB) to the held-out digits, one sample per image, mean ± 1.96 std/sqrt(n) over {images} images, sigma_y = {IMAGE_SIGMA_Y} (higher is better)", ""]
-        rows = [[label, str(steps)] + [_cell_text(results, c, k) for k in ("pseudo-inverse", *cols)] for c in image_cells for _, label, steps in [c]]
+        lines += [
+            f"### 2. zoo:digits: PSNR (dB) to the held-out digits, one sample per image, mean ± 1.96 std/sqrt(n) over {images} images, "
+            f"sigma_y = {IMAGE_SIGMA_Y} (higher is better)",
+            "",
+        ]
+        rows = [
+            [label, str(steps)] + [_cell_text(results, c, k) for k in ("pseudo-inverse", *cols)]
+            for c in image_cells
+            for _, label, steps in [c]
+        ]
         lines += _table(["operator", "steps", "pseudo-inverse", *cols], rows) + [""]
     lines += [
         f"### 3. Wall time per sample (ms): ours / deepinv (ratio), {torch.get_num_threads()} thread(s), same run; "
@@ -500,7 +561,9 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--out", default=None, help="also write the tables to this markdown file")
-    parser.add_argument("--page", default=None, help="write the whole page (docs/inverse-deepinv.md): this run's tables and the --quick check")
+    parser.add_argument(
+        "--page", default=None, help="write the whole page (docs/inverse-deepinv.md): this run's tables and the --quick check"
+    )
     args = parser.parse_args(argv)
     q = args.quick
 

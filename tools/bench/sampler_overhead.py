@@ -144,7 +144,8 @@ def table(rows, title: str) -> str:
     for r in rows:
         peak = f"{r['peak_mib']:.0f}" if r["peak_mib"] is not None else "-"
         lines.append(
-            f"| {r['sampler']} | {r['batch']} | {r['calls']} | {r['sampler_s']:.3f} | {r['network_s']:.3f} | {r['ratio']:.3f} | {r['ms_per_call']:.2f} | {peak} |"
+            f"| {r['sampler']} | {r['batch']} | {r['calls']} | {r['sampler_s']:.3f} | {r['network_s']:.3f} | {r['ratio']:.3f} | "
+            f"{r['ms_per_call']:.2f} | {peak} |"
         )
     return "\n".join(lines)
 
@@ -187,7 +188,10 @@ def main(argv=None):
         )
         or "plain"
     )
-    title = f"Sampler overhead: zoo 'phantoms' UNet (random weights), 1 x 64 x 64, {args.steps} steps, network {options}, median of {args.repeats} ({where}, torch {torch.__version__})"
+    title = (
+        f"Sampler overhead: zoo 'phantoms' UNet (random weights), 1 x 64 x 64, {args.steps} steps, network {options}, median of "
+        f"{args.repeats} ({where}, torch {torch.__version__})"
+    )
     print(table(rows, title))
     if args.json:
         with open(args.json, "w") as f:

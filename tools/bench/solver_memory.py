@@ -316,11 +316,13 @@ def main(argv=None):
     results = [(case, run_case(case)) for case in todo]
     methods = sorted({r["method"] for _, r in results if "method" in r})
     print(
-        f"Solver peak memory beyond the prior: batch {args.batch} x 3 x {args.size} x {args.size}, {args.steps} steps, sigma_y {args.sigma_y:g}, "
+        f"Solver peak memory beyond the prior: batch {args.batch} x 3 x {args.size} x {args.size}, {args.steps} steps, sigma_y "
+        f"{args.sigma_y:g}, "
         f"affine stand-in prior, one process per case, {args.device} ({', '.join(methods) or 'no result'})\n"
     )
     print(
-        f"| operator | solver | peak MiB | prior call MiB | peak - prior call MiB | network batch | baseline RSS/allocated MiB | solve s | peak - prior call <= {LIMIT_MIB:g} MiB |"
+        "| operator | solver | peak MiB | prior call MiB | peak - prior call MiB | network batch | baseline RSS/allocated MiB | solve s "
+        f"| peak - prior call <= {LIMIT_MIB:g} MiB |"
     )
     print("|---|---|---:|---:|---:|---:|---:|---:|---|")
     failed = []
@@ -334,7 +336,8 @@ def main(argv=None):
             failed.append(f"{case['solver']} on {case['operator']}")
         batch = f"{r['network_batch']}{' (grad)' if r['network_grad'] else ''}"
         print(
-            f"| {case['operator']} | {case['solver']} | {r['solver_mib']:.1f} | {r['prior_call_mib']:.1f} | {r['solver_mib'] - r['prior_call_mib']:.1f} "
+            f"| {case['operator']} | {case['solver']} | {r['solver_mib']:.1f} | {r['prior_call_mib']:.1f} | "
+            f"{r['solver_mib'] - r['prior_call_mib']:.1f} "
             f"| {batch} | {r['baseline_mib']:.0f} | {r['seconds']:.3f} | {'pass' if ok else 'FAIL'} |"
         )
     print(f"\nabove {LIMIT_MIB:g} MiB or failed: {', '.join(failed) if failed else 'none'}")

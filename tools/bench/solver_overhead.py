@@ -360,7 +360,8 @@ def main(argv=None):
     where = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"cpu, {torch.get_num_threads()} thread(s)"
     options = ", ".join(f"{k} {v}" if v is not True else k.replace("_", "-") for k, v in network.items()) or "plain"
     print(
-        f"Solver overhead: zoo 'phantoms' UNet (random weights, network {options}), batch {args.batch} x 1 x 64 x 64, {args.steps} steps, sigma_y {args.sigma_y:g}, median of {args.repeats} interleaved runs ({where}, torch {torch.__version__})\n"
+        f"Solver overhead: zoo 'phantoms' UNet (random weights, network {options}), batch {args.batch} x 1 x 64 x 64, {args.steps} "
+        f"steps, sigma_y {args.sigma_y:g}, median of {args.repeats} interleaved runs ({where}, torch {torch.__version__})\n"
     )
     if args.json:
         import json
@@ -379,14 +380,16 @@ def main(argv=None):
                 indent=1,
             )
     print(
-        "| solver | operator | network calls | total s | network s | of which backward s | overhead s | overhead ms/step | overhead / network % "
+        "| solver | operator | network calls | total s | network s | of which backward s | overhead s | overhead ms/step | overhead / "
+        "network % "
         "| solver ops/step | solver ops / network ops % |"
     )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         per_step = 1e3 * r["overhead"] / args.steps
         print(
-            f"| {r['solver']} | {r['operator']} | {r['calls']} | {r['total']:.3f} | {r['network']:.3f} | {r['backward']:.3f} | {r['overhead']:.3f} "
+            f"| {r['solver']} | {r['operator']} | {r['calls']} | {r['total']:.3f} | {r['network']:.3f} | {r['backward']:.3f} | "
+            f"{r['overhead']:.3f} "
             f"| {per_step:.2f} | {r['ratio']:.1f} | {r['ops'][0]:.0f} | {100 * r['ops'][0] / max(r['ops'][1], 1):.0f} |"
         )
     print("\n| bare network, per call | ms | aten ops |")
@@ -396,7 +399,8 @@ def main(argv=None):
     over = [f"{r['solver']} on {r['operator']} ({r['ratio']:.0f} %)" for r in rows if not r["ratio"] <= THRESHOLD]
     worst = max(rows, key=lambda r: r["ratio"] if math.isfinite(r["ratio"]) else math.inf)
     print(
-        f"\nlargest overhead: {worst['solver']} on {worst['operator']}, {worst['ratio']:.1f} %; above {THRESHOLD:g} %: {', '.join(over) if over else 'none'}"
+        f"\nlargest overhead: {worst['solver']} on {worst['operator']}, {worst['ratio']:.1f} %; above {THRESHOLD:g} %: "
+        f"{', '.join(over) if over else 'none'}"
     )
     bad = [f"{r['solver']} on {r['operator']}" for r in rows if not r["finite"]]
     if bad:

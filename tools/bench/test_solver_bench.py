@@ -18,7 +18,21 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 GRADIENT_SOLVERS = {"pigdm", "dps", "mcg"}
-OVERHEAD_SOLVERS = {"ddrm", "ddnm", "ddnm+", "pigdm", "dps", "red-diff", "diffpir", "daps", "projection", "ilvr", "mcg", "snips", "langevin"}
+OVERHEAD_SOLVERS = {
+    "ddrm",
+    "ddnm",
+    "ddnm+",
+    "pigdm",
+    "dps",
+    "red-diff",
+    "diffpir",
+    "daps",
+    "projection",
+    "ilvr",
+    "mcg",
+    "snips",
+    "langevin",
+}
 
 
 def _run(script: str) -> str:

@@ -127,7 +127,8 @@ def test_the_console_script_is_installed_and_reports_errors_in_one_line(tmp_path
     )
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().splitlines() == [
-        "error: unknown prior 'gmn'; known priors: diffusers, diffusers-video, finetuned, gaussian, gmm, stable-diffusion, zero123. Did you mean 'gmm'?"
+        "error: unknown prior 'gmn'; known priors: diffusers, diffusers-video, finetuned, gaussian, gmm, stable-diffusion, zero123. Did "
+        "you mean 'gmm'?"
     ]
     assert proc.stdout == ""
     assert not (tmp_path / "x.npy").exists()
@@ -316,16 +317,38 @@ def test_sample_names_the_labels_and_takes_device_dtype_and_start(tmp_path, monk
     monkeypatch.setenv("DIFFCORE_PLUGINS", "zoo")
     reset()
     bad = invoke("sample", "--prior", "zoo:digits", "--label", "12", "--out", str(tmp_path / "x.npy"))
-    assert bad.exit_code == 2 and "--label 12 is not a class of this prior; its labels are 0, 1, 2" in bad.output and "10 is the null label" in bad.output
+    assert (
+        bad.exit_code == 2
+        and "--label 12 is not a class of this prior; its labels are 0, 1, 2" in bad.output
+        and "10 is the null label" in bad.output
+    )
     assert not (tmp_path / "x.npy").exists()
     unconditional = invoke("sample", "--prior", TWO_MODES, "--label", "1", "--out", str(tmp_path / "y.npy"))
     assert unconditional.exit_code == 2 and "does not accept labels" in unconditional.output
-    ok = invoke("sample", "--prior", "zoo:digits", "--label", "3", "--n", "2", "--steps", "3", "--dtype", "bfloat16", "--device", "cpu", "--out", str(tmp_path / "d.npy"))
+    ok = invoke(
+        "sample",
+        "--prior",
+        "zoo:digits",
+        "--label",
+        "3",
+        "--n",
+        "2",
+        "--steps",
+        "3",
+        "--dtype",
+        "bfloat16",
+        "--device",
+        "cpu",
+        "--out",
+        str(tmp_path / "d.npy"),
+    )
     assert ok.exit_code == 0, ok.output
     paths = {}
     for start in ("prior", "normal"):
         paths[start] = tmp_path / f"{start}.npy"
-        assert invoke("sample", "--prior", TWO_MODES, "--n", "8", "--steps", "5", "--start", start, "--out", str(paths[start])).exit_code == 0
+        assert (
+            invoke("sample", "--prior", TWO_MODES, "--n", "8", "--steps", "5", "--start", start, "--out", str(paths[start])).exit_code == 0
+        )
     assert paths["prior"].read_bytes() != paths["normal"].read_bytes()
     wrong = invoke("sample", "--prior", TWO_MODES, "--dtype", "float16", "--out", str(tmp_path / "z.npy"))
     assert wrong.exit_code == 2 and "does not take a dtype" in wrong.output

@@ -147,7 +147,15 @@ def test_gaussian_prior_is_linear_and_exact():
     x = torch.randn(3, 2, dtype=torch.float64)
     t = torch.tensor(0.5, dtype=torch.float64)
     a, s = p.schedule.alpha(t), p.schedule.sigma(t)
-    expect = torch.tensor([1.0, -1.0], dtype=torch.float64) + (a * cov @ torch.linalg.inv(a * a * cov + s * s * torch.eye(2, dtype=torch.float64)) @ (x - a * torch.tensor([1.0, -1.0], dtype=torch.float64)).T).T
+    expect = (
+        torch.tensor([1.0, -1.0], dtype=torch.float64)
+        + (
+            a
+            * cov
+            @ torch.linalg.inv(a * a * cov + s * s * torch.eye(2, dtype=torch.float64))
+            @ (x - a * torch.tensor([1.0, -1.0], dtype=torch.float64)).T
+        ).T
+    )
     torch.testing.assert_close(p.predict(x, 0.5).x0, expect)
 
 

@@ -37,7 +37,13 @@ def _setup(d):
         prior = grid_mixture(d)
         exact = [prior.sample(N, torch.Generator().manual_seed(100 + i)) for i in range(7)]
         dirs = torch.Generator().manual_seed(7)
-        floor = sum(sliced_wasserstein(exact[1 + 2 * i], exact[2 + 2 * i], n_dirs=200, generator=torch.Generator().manual_seed(i)) for i in range(3)) / 3
+        floor = (
+            sum(
+                sliced_wasserstein(exact[1 + 2 * i], exact[2 + 2 * i], n_dirs=200, generator=torch.Generator().manual_seed(i))
+                for i in range(3)
+            )
+            / 3
+        )
         _cache[d] = (prior, exact[0], float(floor), dirs)
     return _cache[d]
 
@@ -78,7 +84,10 @@ def test_ddim_eta_one_is_ancestral_in_distribution():
     x = diffcore.sample(prior, N, steps=100, sampler="ddim", eta=1.0, generator=torch.Generator().manual_seed(2))
     y = diffcore.sample(prior, N, steps=100, sampler="ddpm", generator=torch.Generator().manual_seed(2))
     g = torch.Generator().manual_seed(0)
-    assert float(sliced_wasserstein(x, ref, n_dirs=100, generator=g)) < 2 * float(sliced_wasserstein(y, ref, n_dirs=100, generator=torch.Generator().manual_seed(0))) + 0.02
+    assert (
+        float(sliced_wasserstein(x, ref, n_dirs=100, generator=g))
+        < 2 * float(sliced_wasserstein(y, ref, n_dirs=100, generator=torch.Generator().manual_seed(0))) + 0.02
+    )
 
 
 def test_heun_is_more_accurate_than_euler_at_few_steps():

@@ -54,7 +54,11 @@ def test_discrete_spacings_match_diffusers_conventions():
 
 def test_discrete_interpolates_between_grid_points():
     s = DiscreteSchedule.linear(1000)
-    lo, hi, mid = torch.tensor(0.5, dtype=torch.float64), torch.tensor(0.501, dtype=torch.float64), torch.tensor(0.5005, dtype=torch.float64)
+    lo, hi, mid = (
+        torch.tensor(0.5, dtype=torch.float64),
+        torch.tensor(0.501, dtype=torch.float64),
+        torch.tensor(0.5005, dtype=torch.float64),
+    )
     assert float(s.alpha(lo)) > float(s.alpha(mid)) > float(s.alpha(hi))
 
 

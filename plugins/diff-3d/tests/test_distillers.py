@@ -86,7 +86,8 @@ def test_vsd_learns_the_renders_and_pushes_as_sds_does():
 
 
 def test_the_residual_denoiser_is_the_one_sample_estimate_at_low_noise():
-    """rho = c_skip (x_t / alpha - x0_prior) + c_out F: at the start (F = 0) eps_phi is eps_prior - c_skip (alpha / sigma) (x_t / alpha - x0_prior)."""
+    """rho = c_skip (x_t / alpha - x0_prior) + c_out F: at the start (F = 0) eps_phi is eps_prior - c_skip (alpha / sigma)
+    (x_t / alpha - x0_prior)."""
     prior, x = gaussian(0.2, 0.3), images(3, n=1)
     vsd = VSD()
     vsd.second_model(prior)

@@ -67,7 +67,10 @@ def test_point_cloud_and_turntable(blob):
 def test_nothing_to_export_is_a_one_line_error(blob):
     with pytest.raises(
         DiffcoreError,
-        match=r"empty mesh: the density never crosses the threshold 100 \(it lies between .* and 3.*\); choose --threshold inside that range",
+        match=(
+            r"empty mesh: the density never crosses the threshold 100 \(it lies between .* and 3.*\); choose --threshold inside that "
+            r"range"
+        ),
     ):
         mesh(blob, resolution=16, threshold=100.0)
     with pytest.raises(DiffcoreError, match="is not a 3-D representation"):

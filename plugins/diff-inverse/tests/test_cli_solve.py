@@ -137,7 +137,11 @@ BAD = [
     ("size", ["--operator", "sr:factor=4", "--input", "{tmp}/big.png"], "16x16"),
     ("mask", ["--operator", "inpaint:mask='{tmp}/mask8.png'"], "(16, 16)"),
     ("no-svd", ["--operator", "ct", "--solver", "ddrm"], "Solvers that fit it"),
-    ("nonlinear", ["--operator", "jpeg", "--solver", "ddnm"], "Solvers that fit it: daps, dps, red-diff"),  # through JPEG's straight-through gradient
+    (
+        "nonlinear",
+        ["--operator", "jpeg", "--solver", "ddnm"],
+        "Solvers that fit it: daps, dps, red-diff",
+    ),  # through JPEG's straight-through gradient
     ("no gradient", ["--operator", "jpeg:gradient='none'", "--solver", "dps"], "No registered solver fits it yet"),
     ("solver", ["--operator", "sr:factor=4", "--solver", "nosuch"], "unknown solver"),
     ("operator", ["--operator", "nosuch"], "unknown operator"),
@@ -297,7 +301,9 @@ def test_measurement_files_are_restored_as_given(tmp_path):
     assert "no ground truth" in res.output
 
     # the same with the ground truth: scored, and the same restoration as simulating that measurement
-    res = _solve([*args, "--measurement", str(tmp_path / "holed.png"), "--input", str(tmp_path / "given" / "measurement.png")], tmp_path / "scored")
+    res = _solve(
+        [*args, "--measurement", str(tmp_path / "holed.png"), "--input", str(tmp_path / "given" / "measurement.png")], tmp_path / "scored"
+    )
     assert res.exit_code == 0 and json.loads((tmp_path / "scored" / "metrics.json").read_text())["restoration"]["psnr"] > 0
 
     # a vector measurement (compressed sensing) from .npy and from .safetensors gives the same restoration
@@ -314,8 +320,14 @@ def test_measurement_files_are_restored_as_given(tmp_path):
 
     bad = [
         (["--measurement", str(tmp_path / "y.npy"), "--operator", "sr:factor=2"], "has shape (64,); the operator's y is (1, 8, 8)"),
-        (["--measurement", str(tmp_path / "holed.png"), "--operator", "cs:ratio=0.25"], "not an image: give the measurement as .npy or .safetensors"),
-        (["--measurement", str(tmp_path / "holed.png"), "--operator", "sr:factor=2"], "is 16x16 (width x height) but the operator's y is 8x8"),
+        (
+            ["--measurement", str(tmp_path / "holed.png"), "--operator", "cs:ratio=0.25"],
+            "not an image: give the measurement as .npy or .safetensors",
+        ),
+        (
+            ["--measurement", str(tmp_path / "holed.png"), "--operator", "sr:factor=2"],
+            "is 16x16 (width x height) but the operator's y is 8x8",
+        ),
         (["--operator", "sr:factor=2", "--mask", str(tmp_path / "mask.png")], "--mask goes with the inpainting operator"),
         (["--operator", "inpaint:box=(1,1,2,2)", "--mask", str(tmp_path / "mask.png")], "sets box too"),
     ]
@@ -337,7 +349,10 @@ def test_job_restores_a_folder_of_measurements(tmp_path):
     for i, digit in enumerate(zoo.digits(3)):
         (folder / f"d{i}.png").write_bytes(images.png(op.A(digit[None])[0]))
     job = tmp_path / "job.toml"
-    job.write_text('task = "inverse solve"\nout = "restored"\n[items]\nfolder = "measured"\n[options]\nprior = "zoo:digits"\noperator = "sr:factor=2"\nsolver = "ddrm"\nsteps = 5\n')
+    job.write_text(
+        'task = "inverse solve"\nout = "restored"\n[items]\nfolder = "measured"\n[options]\nprior = "zoo:digits"\noperator = '
+        '"sr:factor=2"\nsolver = "ddrm"\nsteps = 5\n'
+    )
     res = CliRunner().invoke(cli, ["inverse", "solve", "--job", str(job)])
     assert res.exit_code == 0, res.output
     out = tmp_path / "restored"

@@ -69,7 +69,9 @@ def test_mcgdiff_converges_with_particles():
         op = DenseLinear(prob.matrix, sigma_y=prob.sigma_y)
         y = prob.y.expand(1024, -1).contiguous()
         for n in runs:
-            x = solve(prob.prior, op, y, solver="mcgdiff", steps=100, generator=torch.Generator().manual_seed(p), particles=n, draws=n, eta=1.0)
+            x = solve(
+                prob.prior, op, y, solver="mcgdiff", steps=100, generator=torch.Generator().manual_seed(p), particles=n, draws=n, eta=1.0
+            )
             runs[n].append(gmm.sliced_wasserstein(x, ref, n_dirs=100))
     means = {n: sum(v) / len(v) for n, v in runs.items()}
     floor = sum(floors) / len(floors)  # measured: 5.3, 2.5, 1.1, 0.31 against a floor of 0.08
@@ -81,7 +83,28 @@ def test_cli_bench_gmm(tmp_path):
     from diffcore.cli import cli
 
     out = tmp_path / "gmm.md"
-    res = CliRunner().invoke(cli, ["inverse", "bench", "gmm", "--dx", "8", "--dy", "1", "--steps", "20", "--problems", "1", "--samples", "200", "--solvers", "ddrm,mcgdiff", "--out", str(out)])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "inverse",
+            "bench",
+            "gmm",
+            "--dx",
+            "8",
+            "--dy",
+            "1",
+            "--steps",
+            "20",
+            "--problems",
+            "1",
+            "--samples",
+            "200",
+            "--solvers",
+            "ddrm,mcgdiff",
+            "--out",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     text = out.read_text()
     assert "| d_x | d_y | ddrm 20 | mcgdiff 20 | prior | floor |" in text and "Seconds per 1000 samples" in text

@@ -59,7 +59,21 @@ def test_every_registered_operator_is_covered():
 
 def test_svd_flags():
     shapes = (3, 16, 16)
-    with_svd = [diffcore.create("operator", n, x_shape=shapes, **o) for n, o in [("inpaint", {"box": (0, 0, 4, 4)}), ("denoise", {}), ("sr", {"factor": 2}), ("sr", {"factor": 2, "mode": "bicubic"}), ("blur", {"sigma": 1.0}), ("blur", {"kernel": torch.ones(3, 3) / 9}), ("motion", {}), ("colorize", {}), ("cs", {"ratio": 0.5}), ("mri", {})]]
+    with_svd = [
+        diffcore.create("operator", n, x_shape=shapes, **o)
+        for n, o in [
+            ("inpaint", {"box": (0, 0, 4, 4)}),
+            ("denoise", {}),
+            ("sr", {"factor": 2}),
+            ("sr", {"factor": 2, "mode": "bicubic"}),
+            ("blur", {"sigma": 1.0}),
+            ("blur", {"kernel": torch.ones(3, 3) / 9}),
+            ("motion", {}),
+            ("colorize", {}),
+            ("cs", {"ratio": 0.5}),
+            ("mri", {}),
+        ]
+    ]
     assert all(op.has_svd and op.linear for op in with_svd)
     ct = diffcore.create("operator", "ct", x_shape=shapes, angles=4)
     assert ct.linear and not ct.has_svd

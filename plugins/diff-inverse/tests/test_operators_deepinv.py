@@ -21,7 +21,12 @@ pytestmark = pytest.mark.filterwarnings("ignore")
         ((3, 8, 8), "Inpainting", {"img_size": (3, 8, 8), "mask": 0.5}, True),
         ((3, 8, 8), "Denoising", {}, True),
         ((1, 8, 8), "CompressedSensing", {"m": 20, "img_size": (1, 8, 8)}, False),
-        ((1, 8, 8), "BlurFFT", {"img_size": (1, 8, 8), "filter": torch.rand(1, 1, 3, 3, generator=torch.Generator().manual_seed(0))}, False),
+        (
+            (1, 8, 8),
+            "BlurFFT",
+            {"img_size": (1, 8, 8), "filter": torch.rand(1, 1, 3, 3, generator=torch.Generator().manual_seed(0))},
+            False,
+        ),
         ((1, 8, 8), "Downsampling", {"img_size": (1, 8, 8), "factor": 2, "filter": "bicubic"}, False),
     ],
 )
@@ -46,4 +51,6 @@ def test_our_operators_agree_with_deepinv():
     assert torch.allclose(ours, theirs, atol=1e-5), "same kernel centre and circular convolution as deepinv"
     assert torch.allclose(ours, dinv.physics.Blur(filter=kernel[None, None], padding="circular").A(x), atol=1e-5)
     mask = torch.rand(16, 16, generator=torch.Generator().manual_seed(2)) > 0.5
-    assert torch.equal(O.Inpainting((1, 16, 16), mask=mask).A(x), dinv.physics.Inpainting(img_size=(1, 16, 16), mask=mask.float()[None]).A(x))
+    assert torch.equal(
+        O.Inpainting((1, 16, 16), mask=mask).A(x), dinv.physics.Inpainting(img_size=(1, 16, 16), mask=mask.float()[None]).A(x)
+    )

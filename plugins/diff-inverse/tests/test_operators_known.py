@@ -44,7 +44,9 @@ def test_inpainting_keeps_observed_pixels_and_zeros_the_rest():
     hole[2:6, 3:5] = True
     assert torch.equal(y[..., ~hole], x[..., ~hole]) and (y[..., hole] == 0).all()
     assert op.singulars().numel() == 3 * (64 - 8)
-    assert torch.equal(op.Vt(x)[:, : 3 * 56], x[..., ~hole[None].expand(3, 8, 8)].reshape(2, -1)), "observed entries come first, in raster order"
+    assert torch.equal(op.Vt(x)[:, : 3 * 56], x[..., ~hole[None].expand(3, 8, 8)].reshape(2, -1)), (
+        "observed entries come first, in raster order"
+    )
     random = O.Inpainting((1, 10, 10), fraction=0.3, seed=5)
     assert int(random.mask.sum()) == 70 and torch.equal(random.mask, O.Inpainting((1, 10, 10), fraction=0.3, seed=5).mask)
 
@@ -83,7 +85,9 @@ def test_mri_svd_pairs_conjugate_frequencies():
     assert torch.allclose(op.singulars(), torch.ones_like(op.singulars()))
     assert op.singulars().numel() == int(op.mask.sum()), "one real coordinate per sampled frequency"
     x = _rand(2, 1, 8, 8)
-    assert torch.allclose(op.A_pinv(op.A(x)), op.V(torch.cat([op.Vt(x)[:, : int(op.mask.sum())], torch.zeros(2, 64 - int(op.mask.sum()), dtype=x.dtype)], 1)))
+    assert torch.allclose(
+        op.A_pinv(op.A(x)), op.V(torch.cat([op.Vt(x)[:, : int(op.mask.sum())], torch.zeros(2, 64 - int(op.mask.sum()), dtype=x.dtype)], 1))
+    )
 
 
 def test_fft_blur_svd_singulars_are_the_spectrum_magnitudes():
@@ -105,7 +109,9 @@ def test_mri_masks():
 
 def test_ct_of_a_centred_disk_is_rotation_invariant():
     h = 32
-    r = torch.cdist(torch.cartesian_prod(torch.arange(h), torch.arange(h)).double(), torch.tensor([[(h - 1) / 2] * 2], dtype=torch.float64)).reshape(h, h)
+    r = torch.cdist(
+        torch.cartesian_prod(torch.arange(h), torch.arange(h)).double(), torch.tensor([[(h - 1) / 2] * 2], dtype=torch.float64)
+    ).reshape(h, h)
     disk = (8 - r + 0.5).clamp(0, 1)[None, None]
     op = O.CT((1, h, h), angles=12)
     p = op.A(disk)[0, 0]

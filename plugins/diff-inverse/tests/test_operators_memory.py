@@ -48,7 +48,8 @@ for name, options in cases:
         op.V(op.Vt(x))
     peak = status("VmHWM:") - before
     largest = max([v.numel() for v in vars(op).values() if isinstance(v, torch.Tensor)] + [0])
-    out.append({"name": name, "options": repr({k: tuple(v.shape) if isinstance(v, torch.Tensor) else v for k, v in options.items()}), "peak": peak, "largest": largest, "n": n})
+    shown = repr({k: tuple(v.shape) if isinstance(v, torch.Tensor) else v for k, v in options.items()})
+    out.append({"name": name, "options": shown, "peak": peak, "largest": largest, "n": n})
     del op, y
 print(json.dumps(out))
 """
@@ -65,5 +66,7 @@ def test_image_size_operators_stay_far_below_1gb():
     assert len(rows) == 15
     for row in rows:
         label = f"{row['name']} {row['options']}"
-        assert row["peak"] < 256 * 2**20, f"{label}: peak memory {row['peak'] / 2**20:.0f} MiB at 256x256 RGB (limit 256 MiB, far below 1 GB)"
+        assert row["peak"] < 256 * 2**20, (
+            f"{label}: peak memory {row['peak'] / 2**20:.0f} MiB at 256x256 RGB (limit 256 MiB, far below 1 GB)"
+        )
         assert row["largest"] < 4 * row["n"], f"{label}: keeps a tensor of {row['largest']} elements (n = {row['n']}): a dense matrix?"

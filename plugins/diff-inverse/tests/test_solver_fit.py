@@ -93,7 +93,22 @@ class NoSVD(LinearOperator):
 
 
 MATRIX = torch.tensor([[1.0, 0.5, 0.0], [0.0, 1.0, -0.5]], dtype=torch.float64)
-BUILTIN = ["daps", "ddnm", "ddnm+", "ddrm", "diffpir", "dps", "ilvr", "langevin", "mcg", "mcgdiff", "pigdm", "projection", "red-diff", "snips"]
+BUILTIN = [
+    "daps",
+    "ddnm",
+    "ddnm+",
+    "ddrm",
+    "diffpir",
+    "dps",
+    "ilvr",
+    "langevin",
+    "mcg",
+    "mcgdiff",
+    "pigdm",
+    "projection",
+    "red-diff",
+    "snips",
+]
 WITH_SVD = {"ddnm+", "ddrm", "mcgdiff", "projection", "snips", "svd-only"}
 NOISELESS = {"ddnm", "ilvr", "projection"}
 GRADIENT = {"daps", "dps", "red-diff", "undeclared"}  # need a differentiable A: what the solver declares, or nothing
@@ -132,7 +147,9 @@ def test_the_reasons_follow_the_declarations():
 def test_pigdm_on_noisy_y_without_an_svd_is_refused_before_any_work():
     prior = diffcore.create("prior", "gaussian", mean=[0.0, 0.0, 0.0])
     op = NoSVD(MATRIX, sigma_y=0.1)
-    with pytest.raises(DiffcoreError, match=r"^solver 'pigdm' needs an operator with an SVD for noisy y; NoSVD has none and sigma_y = 0.1\. "):
+    with pytest.raises(
+        DiffcoreError, match=r"^solver 'pigdm' needs an operator with an SVD for noisy y; NoSVD has none and sigma_y = 0.1\. "
+    ):
         solve(prior, op, torch.ones(2, 2, dtype=torch.float64), solver="pigdm", steps=3)
     assert not_applicable("pigdm", diffcore.create("solver", "pigdm"), op) == "needs an SVD for noisy y"
 

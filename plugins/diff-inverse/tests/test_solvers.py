@@ -293,7 +293,9 @@ def test_dps_step_is_invariant_to_the_scale_of_a_high_gain_operator():
     prior = GaussianMixturePrior(torch.randn(3, 6, generator=g, dtype=torch.float64) * 2, torch.tensor([0.2, 0.3, 0.5]))
     a = torch.randn(3, 6, generator=g, dtype=torch.float64)
     a = 2.0 * a / torch.linalg.matrix_norm(a, 2)  # gain 2
-    y = (a @ prior.sample(1, generator=g, dtype=torch.float64)[0] + 0.1 * torch.randn(3, generator=g, dtype=torch.float64))[None].expand(4, 3)
+    y = (a @ prior.sample(1, generator=g, dtype=torch.float64)[0] + 0.1 * torch.randn(3, generator=g, dtype=torch.float64))[None].expand(
+        4, 3
+    )
     small, large = DenseLinear(a, sigma_y=0.1), DenseLinear(10 * a, sigma_y=1.0)
     like = torch.zeros(1, 6, dtype=torch.float64)  # one x
     assert operator_gain(small, like) == pytest.approx(2.0) and operator_gain(large, like) == pytest.approx(20.0)

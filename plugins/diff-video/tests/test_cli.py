@@ -127,7 +127,8 @@ def test_bad_input_is_one_line_and_writes_nothing(spec, clip, tmp_path):
 def test_job_over_seeds(spec, tmp_path):
     job = tmp_path / "job.toml"
     job.write_text(
-        f'task = "video generate"\nout = "frames"\nseed = 5\n[items]\nseeds = 2\n[options]\nprior = "{spec}"\nn = 2\nsteps = 2\nformat = "gif"\nscale = 1\n'
+        f'task = "video generate"\nout = "frames"\nseed = 5\n[items]\nseeds = 2\n[options]\nprior = "{spec}"\nn = 2\nsteps = 2\nformat = '
+        '"gif"\nscale = 1\n'
     )
     result = CliRunner().invoke(cli, ["video", "generate", "--job", str(job)])
     assert result.exit_code == 0, result.output

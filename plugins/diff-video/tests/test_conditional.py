@@ -69,7 +69,8 @@ def test_guidance_weight_zero_is_replacement():
 
 
 def test_first_step_is_the_hand_computed_guided_ddim_step():
-    """The step from the second grid time: x~ = x^ - (w alpha_t / 2) grad ||y - A x^||^2 with the Gaussian's exact Jacobian, then DDIM (eta 0) to the next time."""
+    """The step from the second grid time: x~ = x^ - (w alpha_t / 2) grad ||y - A x^||^2 with the Gaussian's exact Jacobian,
+    then DDIM (eta 0) to the next time."""
     prior, cov = _gaussian_video()
     op = TemporalSubsampling(prior.sample_shape, first=1)
     y = torch.full((1, 1, 1, 1, PIXELS), 0.5)

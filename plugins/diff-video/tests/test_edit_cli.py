@@ -63,7 +63,8 @@ def test_job_over_a_folder_of_videos(clips, tmp_path):
     job = tmp_path / "job.toml"
     job.write_text(
         f'task = "video edit"\nout = "edits"\n[items]\nfolder = "{clips / "videos"}"\n'
-        '[options]\nprior = "zoo:digits"\ntarget = "3"\neditor = "per-frame"\nsteps = 2\nstrength = 0.5\nrefine = 0\nformat = "gif"\nscale = 1\n'
+        '[options]\nprior = "zoo:digits"\ntarget = "3"\neditor = "per-frame"\nsteps = 2\nstrength = 0.5\nrefine = 0\nformat = '
+        '"gif"\nscale = 1\n'
     )
     result = CliRunner().invoke(cli, ["video", "edit", "--job", str(job)])
     assert result.exit_code == 0, result.output

@@ -24,7 +24,8 @@ def mask(keep, **options):
 def test_found_through_its_entry_point():
     info = {p.name: p for p in diffcore.plugins()}["{{name}}"]
     assert info.error is None
-    assert info.registered == {"prior": ["{{name}}-gaussian"], "operator": ["{{name}}-mask"], "sampler": ["{{name}}-ddim"]}
+    expected = {"prior": ["{{name}}-gaussian"], "operator": ["{{name}}-mask"], "sampler": ["{{name}}-ddim"]}
+    assert info.registered == expected
     assert type(gaussian(mean=[0.0, 0.0])).__module__ == "{{import_name}}.prior"
     assert type(mask([True, False])).__module__ == "{{import_name}}.mask"
     assert type(diffcore.create("sampler", "{{name}}-ddim")).__module__ == "{{import_name}}.sampler"

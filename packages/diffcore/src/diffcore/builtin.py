@@ -38,7 +38,15 @@ def stable_diffusion(path, prompt=None, negative_prompt="", guidance_scale=7.5, 
     """Latent text-to-image Stable Diffusion prior with classifier-free guidance"""
     from diffcore.adapters.stable_diffusion import load_stable_diffusion
 
-    return load_stable_diffusion(path, prompt=prompt, negative_prompt=negative_prompt, guidance_scale=guidance_scale, device=device, dtype=dtype, trust_pickle=trust_pickle)
+    return load_stable_diffusion(
+        path,
+        prompt=prompt,
+        negative_prompt=negative_prompt,
+        guidance_scale=guidance_scale,
+        device=device,
+        dtype=dtype,
+        trust_pickle=trust_pickle,
+    )
 
 
 def finetuned(path, base=None, device=None, dtype=None):

@@ -208,7 +208,8 @@ def _check_drawable(shape: tuple[int, ...]) -> None:
     if len(shape) == 3 and shape[0] in (1, 3):
         return
     raise DiffcoreError(
-        f"cannot draw samples of shape {shape} as a PNG (it takes images (C, H, W) with C = 1 or 3, or 1-D and 2-D points); write .npy or .safetensors instead"
+        f"cannot draw samples of shape {shape} as a PNG (it takes images (C, H, W) with C = 1 or 3, or 1-D and 2-D points); write .npy "
+        "or .safetensors instead"
     )
 
 
@@ -298,7 +299,10 @@ def _check_label(prior, label: int | None) -> None:
     type=click.Choice(["prior", "normal"]),
     default="prior",
     show_default=True,
-    help="Starting state: the prior's exact marginal where it knows one (Gaussian mixtures), else N(0, init_std^2); 'normal' always the latter.",
+    help=(
+        "Starting state: the prior's exact marginal where it knows one (Gaussian mixtures), else N(0, init_std^2); 'normal' always the "
+        "latter."
+    ),
 )
 @device_options
 @speed_options
@@ -348,7 +352,18 @@ def sample_command(
         cond = Cond(text=prompt, labels=labels)
     generator = torch.Generator().manual_seed(seed)
     speed = {"compile": compile_network, "autocast": autocast, "channels_last": channels_last}
-    x = diffcore.sample(prior, n, steps=steps, sampler=sampler, cond=cond, generator=generator, progress=sys.stdout.isatty(), start=start, **speed, **options).cpu()
+    x = diffcore.sample(
+        prior,
+        n,
+        steps=steps,
+        sampler=sampler,
+        cond=cond,
+        generator=generator,
+        progress=sys.stdout.isatty(),
+        start=start,
+        **speed,
+        **options,
+    ).cpu()
     metadata = {"prior": prior_spec, "sampler": sampler_spec, "steps": str(steps), "seed": str(seed), "diffcore": _version()}
     try:
         shown = prior_spec if len(prior_spec) <= 70 else prior_spec[:67] + "..."
@@ -393,7 +408,9 @@ def tour_command(out_dir: Path, only: tuple[str, ...], quick: bool) -> None:
 # -- run (batch jobs) ----------------------------------------------------------------------------
 @cli.command("run")
 @click.argument("job_file", metavar="JOB.toml", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="Output folder (overrides the job file's 'out').")
+@click.option(
+    "--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="Output folder (overrides the job file's 'out')."
+)
 @click.option("--fail-fast", is_flag=True, help="Stop at the first failing item.")
 @click.option("--force", is_flag=True, help="Take over an output folder holding another job's records.")
 @click.pass_context
@@ -407,7 +424,7 @@ def run_command(ctx: click.Context, job_file: Path, out: Path | None, fail_fast:
 
     spec = load_job(job_file)
     if spec.task is None:
-        raise DiffcoreError(f"job file {str(job_file)!r} names no task: add task = \"sample\" (or a plugin command that takes --job)")
+        raise DiffcoreError(f'job file {str(job_file)!r} names no task: add task = "sample" (or a plugin command that takes --job)')
     root = ctx.find_root()
     code = run_spec(spec, find_task(spec.task, root.command, root), force=force, fail_fast=fail_fast, out=out)
     if code:

@@ -201,11 +201,10 @@ class PriorBase:
 def check_prior_attributes(prior) -> None:
     """Raise a one-line :class:`DiffcoreError` naming what ``prior`` lacks of the :class:`Prior` contract.
 
-    >>> check_prior_attributes(object())
+    >>> check_prior_attributes(object())  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    diffcore.errors.DiffcoreError: object is not a complete diffcore prior: it lacks predict, sample_marginal, schedule,
-    sample_shape and 8 more; inherit diffcore.protocols.PriorBase for the defaults
+    diffcore.errors.DiffcoreError: object is not a complete diffcore prior: it lacks predict, sample_marginal, schedule, ... and 8 more; ...
     """
     own = vars(prior) if hasattr(prior, "__dict__") else {}
     missing = [a for a in ("predict", "sample_marginal", *PRIOR_ATTRIBUTES) if a not in own and not hasattr(type(prior), a)]

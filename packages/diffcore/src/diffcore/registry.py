@@ -101,7 +101,9 @@ class Registry:
             for n in (comp.name, *comp.aliases):
                 owner = taken[n].plugin if n in taken else (taken[self.aliases[kind][n]].plugin if n in self.aliases[kind] else seen.get(n))
                 if owner is not None:
-                    raise DiffcoreError(f"{kind} name {n!r} is already registered by plugin {owner!r}; plugin {comp.plugin!r} cannot register it again")
+                    raise DiffcoreError(
+                        f"{kind} name {n!r} is already registered by plugin {owner!r}; plugin {comp.plugin!r} cannot register it again"
+                    )
                 seen[n] = comp.plugin
         for comp in staged:
             taken[comp.name] = comp
@@ -116,7 +118,9 @@ class Registry:
             known = sorted(table) + sorted(self.aliases[kind])
             hint = closest(name, known)
             listing = ", ".join(sorted(table)) or "none (is the plugin that provides it installed?)"
-            raise UnknownComponentError(f"unknown {kind} {name!r}; known {kind}s: {listing}" + (f". Did you mean {hint!r}?" if hint else ""))
+            raise UnknownComponentError(
+                f"unknown {kind} {name!r}; known {kind}s: {listing}" + (f". Did you mean {hint!r}?" if hint else "")
+            )
         return table[key]
 
     def names(self, kind: str) -> list[str]:

@@ -100,8 +100,10 @@ class DiscreteSchedule(_ScheduleMixin):
     @classmethod
     def cosine(cls, T: int = 1000, s: float = 0.008, max_beta: float = 0.999, **kw) -> DiscreteSchedule:
         """Nichol & Dhariwal (2021), eq. 17, betas clipped at ``max_beta``."""
+
         def f(u):
             return math.cos((u + s) / (1 + s) * math.pi / 2) ** 2
+
         betas = [min(1 - f((i + 1) / T) / f(i / T), max_beta) for i in range(T)]
         return cls.from_betas(betas, **kw)
 

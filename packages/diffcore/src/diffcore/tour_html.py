@@ -157,11 +157,13 @@ def render_html(meta: dict, results: list[SectionResult]) -> str:
     """The report page: a header (version, plugins, date, total time), contents, then sections."""
     e = html.escape
     plugins = "".join(
-        f'<li class="{"bad" if p.get("error") else ""}" title="{e(p.get("error") or p.get("module") or "")}">{e(p["name"])} {e(p.get("version") or "")}{" (skipped)" if p.get("error") else ""}</li>'
+        f'<li class="{"bad" if p.get("error") else ""}" title="{e(p.get("error") or p.get("module") or "")}">{e(p["name"])} '
+        f"{e(p.get('version') or '')}{' (skipped)' if p.get('error') else ''}</li>"
         for p in meta["plugins"]
     )
     toc = "".join(
-        f'<li><a href="#{e(_slug(r.section.name))}">{e(r.section.name)}</a><span class="badge {r.status}">{r.status}</span><span class="time">{r.seconds:.1f} s</span></li>'
+        f'<li><a href="#{e(_slug(r.section.name))}">{e(r.section.name)}</a><span class="badge {r.status}">{r.status}</span><span '
+        f'class="time">{r.seconds:.1f} s</span></li>'
         for r in results
     )
     n_bad = sum(r.status != "ok" for r in results)
@@ -185,7 +187,8 @@ def render_html(meta: dict, results: list[SectionResult]) -> str:
 </header>
 <nav><ol>{toc}</ol></nav>
 {body}
-<footer>Written by <code>diffcore tour</code>. Pictures and tables (CSV) sit in one folder per section next to this page; report.json holds the numbers.</footer>
+<footer>Written by <code>diffcore tour</code>. Pictures and tables (CSV) sit in one folder per section next to this page;
+report.json holds the numbers.</footer>
 </main>
 </body>
 </html>

@@ -189,8 +189,10 @@ def _run(tour) -> None:
     tour.figure(
         "error-vs-steps",
         fig,
-        caption=f"Sliced Wasserstein distance ({n_dirs} directions) between {n} samples of each sampler and {n} exact samples, on log-log axes. "
-        f"The dotted line and band are the mean and spread over {n_pairs} pairs of independent exact sample sets: nothing below it is measurable at this sample size.",
+        caption=f"Sliced Wasserstein distance ({n_dirs} directions) between {n} samples of each sampler and {n} exact samples, on "
+        "log-log axes. "
+        f"The dotted line and band are the mean and spread over {n_pairs} pairs of independent exact sample sets: nothing below it is "
+        "measurable at this sample size.",
     )
 
     # (c) the numbers
@@ -225,7 +227,8 @@ def _run(tour) -> None:
         f"Steps each sampler needs to come within the spread of exact-vs-exact distances: {fastest}. "
         f"With only {low} steps, **{best}** is closest to the mixture. "
         + (
-            "ddim and euler give the same samples: in EDM's scaled variables, DDIM with eta = 0 *is* Euler's method on the probability-flow ODE. "
+            "ddim and euler give the same samples: in EDM's scaled variables, DDIM with eta = 0 *is* Euler's method on the "
+            "probability-flow ODE. "
             if same
             else ""
         )

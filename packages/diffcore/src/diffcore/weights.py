@@ -44,7 +44,9 @@ SAFETENSORS_SUFFIX = ".safetensors"
 PICKLE_SUFFIXES = (".bin", ".pt", ".ckpt", ".pth", ".pkl")
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?$")
-_PICKLE_ADVICE = "pickle files can run arbitrary code when loaded; convert them to safetensors or pass trust_pickle=True if you trust their source"
+_PICKLE_ADVICE = (
+    "pickle files can run arbitrary code when loaded; convert them to safetensors or pass trust_pickle=True if you trust their source"
+)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -99,7 +101,9 @@ def load_state_dict(path: str | os.PathLike, *, trust_pickle: bool = False, devi
             raise CheckpointError(f"{path} does not hold a state dict of tensors")
         return state
     if path.suffix.lower() != SAFETENSORS_SUFFIX:
-        raise CheckpointError(f"unsupported weights file {path}: expected {SAFETENSORS_SUFFIX} (or a pickle checkpoint with trust_pickle=True)")
+        raise CheckpointError(
+            f"unsupported weights file {path}: expected {SAFETENSORS_SUFFIX} (or a pickle checkpoint with trust_pickle=True)"
+        )
     check_safetensors(path)
     from safetensors.torch import load_file
 
@@ -209,7 +213,9 @@ def resolve_model(path: str | os.PathLike, *, trust_pickle: bool = False) -> Pat
         raise DiffcoreError(f"model {text!r} was not found locally and hub access failed ({_one_line(exc)})") from None
 
 
-def from_pretrained(cls, folder: str | os.PathLike, *, subfolder: str | None = None, trust_pickle: bool = False, weights: bool = True, **options):
+def from_pretrained(
+    cls, folder: str | os.PathLike, *, subfolder: str | None = None, trust_pickle: bool = False, weights: bool = True, **options
+):
     """``cls.from_pretrained`` on a checked local folder, with loader errors as :class:`CheckpointError`.
 
     For classes that load weights (``weights=True``; not tokenizers) ``use_safetensors=True`` is

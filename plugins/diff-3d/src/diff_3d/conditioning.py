@@ -1,10 +1,10 @@
 """What a distillation asks the prior for: a prompt or a class label, checked against what the prior accepts.
 
 >>> import diffcore
->>> condition(diffcore.create("prior", "gaussian:mean=[0.0, 0.0]"), label=3)
+>>> condition(diffcore.create("prior", "gaussian:mean=[0.0, 0.0]"), label=3)  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-diffcore.errors.DiffcoreError: prior 'GaussianPrior' does not accept labels conditioning; it accepts: nothing (unconditional); drop the label or choose a class-conditional prior
+diffcore.errors.DiffcoreError: prior 'GaussianPrior' does not accept labels conditioning; ...; drop the label or ...
 """
 
 from __future__ import annotations

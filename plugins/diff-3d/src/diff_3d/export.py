@@ -38,7 +38,8 @@ MESH_FORMATS = (".ply", ".obj", ".glb")
 def _check(representation) -> None:
     if not isinstance(representation, Representation3D):
         raise DiffcoreError(
-            f"{type(representation).__name__} is not a 3-D representation (it needs density, colors, bounds and render_outputs): nothing to export"
+            f"{type(representation).__name__} is not a 3-D representation (it needs density, colors, bounds and render_outputs): nothing "
+            "to export"
         )
 
 

@@ -93,7 +93,8 @@ def load_nerfstudio(config_path: str | Path, device: str = "cpu"):
         raise CheckpointError(f"{config_path} is not a nerfstudio training config")
     if not isinstance(config.pipeline.model, DistillModelConfig):
         raise DiffcoreError(
-            f"{config_path} is a run of {config.method_name!r}, not of a diff-3d method (diff-sds, diff-sjc, diff-vsd); use ns-export for it"
+            f"{config_path} is a run of {config.method_name!r}, not of a diff-3d method (diff-sds, diff-sjc, diff-vsd); use ns-export "
+            "for it"
         )
     checkpoint = _checkpoint(config, config_path)
     pipeline = config.pipeline.setup(device=device, test_mode="inference")

@@ -34,12 +34,24 @@ def bench() -> None:
 
 
 @bench.command("gmm")
-@click.option("--dx", "dxs", multiple=True, default=("8,80,800",), show_default=True, callback=_ints, help="Dimensions of x: repeat the option or give a list, 8,80.")
+@click.option(
+    "--dx",
+    "dxs",
+    multiple=True,
+    default=("8,80,800",),
+    show_default=True,
+    callback=_ints,
+    help="Dimensions of x: repeat the option or give a list, 8,80.",
+)
 @click.option("--dy", "dys", multiple=True, default=("1,2,4",), show_default=True, callback=_ints, help="Dimensions of y.")
-@click.option("--steps", "steps_list", multiple=True, default=("20,100",), show_default=True, callback=_ints, help="Network calls per sample.")
+@click.option(
+    "--steps", "steps_list", multiple=True, default=("20,100",), show_default=True, callback=_ints, help="Network calls per sample."
+)
 @click.option("--problems", type=int, default=20, show_default=True)
 @click.option("--samples", type=int, default=2000, show_default=True)
-@click.option("--solvers", "solver_names", multiple=True, help="Solvers to run (default: mcgdiff ddrm dps ddnm+ pigdm red-diff diffpir daps).")
+@click.option(
+    "--solvers", "solver_names", multiple=True, help="Solvers to run (default: mcgdiff ddrm dps ddnm+ pigdm red-diff diffpir daps)."
+)
 @click.option(
     "--settings",
     type=click.Choice(["authors", "defaults"]),
@@ -56,7 +68,9 @@ def bench() -> None:
     help="Mixture weights drawn per problem, or once per (d_x, steps) block as the authors' script does.",
 )
 @click.option("--threads", type=int, default=1, show_default=True, help="torch threads (the reference figures use 1).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Markdown file to write; the plot goes next to it (.png).")
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Markdown file to write; the plot goes next to it (.png)."
+)
 def gmm(dxs, dys, steps_list, problems, samples, solver_names, settings, seed, weights, threads, out) -> None:
     """The Gaussian-mixture benchmark of Cardoso et al. (2024): SW to the exact posterior."""
     import torch
@@ -76,7 +90,18 @@ def gmm(dxs, dys, steps_list, problems, samples, solver_names, settings, seed, w
     def progress(d_x, d_y, steps):
         click.echo(f"done d_x={d_x} d_y={d_y} steps={steps}", err=True)
 
-    results = bench_gmm.run(dxs, dys, steps_list, problems=problems, samples=samples, solvers=solvers, seed=seed, weights=weights, settings=settings, progress=progress)
+    results = bench_gmm.run(
+        dxs,
+        dys,
+        steps_list,
+        problems=problems,
+        samples=samples,
+        solvers=solvers,
+        seed=seed,
+        weights=weights,
+        settings=settings,
+        progress=progress,
+    )
     text = bench_gmm.markdown(results, solvers, problems=problems, samples=samples, weights=weights, settings=settings)
     png = out.with_suffix(".png")
     tmp_png = png.with_name(png.name + ".part.png")
@@ -91,18 +116,57 @@ def gmm(dxs, dys, steps_list, problems, samples, solver_names, settings, seed, w
 
 
 @bench.command("images")
-@click.option("--prior", "prior_spec", metavar="SPEC", help="An image prior: zoo:digits, zoo:patches, zoo:phantoms (zoo:NAME:path=DIR for weights trained elsewhere).")
-@click.option("--operators", "operator_items", multiple=True, metavar="LIST", help="Rows: names of the prior's default operators or operator specs, comma-separated or repeated (default: all the prior's rows).")
-@click.option("--solvers", "solver_items", multiple=True, metavar="LIST", help="Columns: solver specs (default: every solver of diff_inverse.bench.images.DEFAULT_SOLVERS).")
-@click.option("--steps", default=20, show_default=True, type=click.IntRange(min=1), help="Network calls per image, the same for every solver.")
+@click.option(
+    "--prior",
+    "prior_spec",
+    metavar="SPEC",
+    help="An image prior: zoo:digits, zoo:patches, zoo:phantoms (zoo:NAME:path=DIR for weights trained elsewhere).",
+)
+@click.option(
+    "--operators",
+    "operator_items",
+    multiple=True,
+    metavar="LIST",
+    help="Rows: names of the prior's default operators or operator specs, comma-separated or repeated (default: all the prior's rows).",
+)
+@click.option(
+    "--solvers",
+    "solver_items",
+    multiple=True,
+    metavar="LIST",
+    help="Columns: solver specs (default: every solver of diff_inverse.bench.images.DEFAULT_SOLVERS).",
+)
+@click.option(
+    "--steps", default=20, show_default=True, type=click.IntRange(min=1), help="Network calls per image, the same for every solver."
+)
 @click.option("--n", "n", default=8, show_default=True, type=click.IntRange(min=1), help="Held-out test images.")
-@click.option("--sigma-y", "sigma_y", default=0.05, show_default=True, type=float, help="Measurement noise of operators given as specs (the default rows carry their own).")
+@click.option(
+    "--sigma-y",
+    "sigma_y",
+    default=0.05,
+    show_default=True,
+    type=float,
+    help="Measurement noise of operators given as specs (the default rows carry their own).",
+)
 @click.option("--seed", default=0, show_default=True, type=int, help="Seeds the measurement noise (seed) and the solvers (seed + 1).")
-@click.option("--samples", default=1, show_default=True, type=click.IntRange(min=1), help="Posterior samples per image; above 1 the tables also score their mean (the posterior-mean estimate).")
-@click.option("--check", "check", is_flag=True, help="Measure the page's check section instead (what the tests repeat; takes no other selection).")
+@click.option(
+    "--samples",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Posterior samples per image; above 1 the tables also score their mean (the posterior-mean estimate).",
+)
+@click.option(
+    "--check", "check", is_flag=True, help="Measure the page's check section instead (what the tests repeat; takes no other selection)."
+)
 @click.option("--threads", type=int, default=1, show_default=True, help="torch threads.")
 @device_options
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Markdown document: this prior's section is replaced (or appended), the others are kept.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Markdown document: this prior's section is replaced (or appended), the others are kept.",
+)
 def images_command(prior_spec, operator_items, solver_items, steps, n, sigma_y, seed, samples, check, threads, device, dtype, out) -> None:
     """PSNR and SSIM of every solver on held-out images of a prior, next to the classical baselines."""
     import math
@@ -169,8 +233,21 @@ def _solve_task(**options):
 @job_option(_solve_task)
 @inverse.command("solve")
 @click.option("--prior", "prior_spec", required=True, metavar="SPEC", help="An image prior, e.g. zoo:digits (options inline).")
-@click.option("--operator", "operator_spec", required=True, metavar="SPEC", help="Operator with options inline, e.g. 'sr:factor=4' or 'inpaint:box=(4,4,8,8)'.")
-@click.option("--solver", "solver_spec", default="ddrm", show_default=True, metavar="SPEC", help="Solver with options inline (see `diffcore available solver`).")
+@click.option(
+    "--operator",
+    "operator_spec",
+    required=True,
+    metavar="SPEC",
+    help="Operator with options inline, e.g. 'sr:factor=4' or 'inpaint:box=(4,4,8,8)'.",
+)
+@click.option(
+    "--solver",
+    "solver_spec",
+    default="ddrm",
+    show_default=True,
+    metavar="SPEC",
+    help="Solver with options inline (see `diffcore available solver`).",
+)
 @click.option("--steps", default=20, show_default=True, type=click.IntRange(min=1), help="Network calls per sample.")
 @click.option(
     "--measurement",
@@ -179,7 +256,13 @@ def _solve_task(**options):
     default=None,
     help="Restore this measurement y as given (an image file for image-shaped y, else .npy or .safetensors) instead of simulating one.",
 )
-@click.option("--mask", "mask_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Inpainting: the mask image (white = observed).")
+@click.option(
+    "--mask",
+    "mask_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Inpainting: the mask image (white = observed).",
+)
 @click.option(
     "--input",
     "input_path",
@@ -189,13 +272,46 @@ def _solve_task(**options):
     "Default without --measurement: an embedded held-out test image of the prior.",
 )
 @click.option("--resize", is_flag=True, help="Resize an input image of another size to the prior's.")
-@click.option("--sigma-y", "sigma_y", type=float, default=None, help="Standard deviation of the measurement noise (default: the operator's, 0 unless its spec says).")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seeds the measurement noise and the solver: the same seed gives the same images.")
+@click.option(
+    "--sigma-y",
+    "sigma_y",
+    type=float,
+    default=None,
+    help="Standard deviation of the measurement noise (default: the operator's, 0 unless its spec says).",
+)
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=int,
+    help="Seeds the measurement noise and the solver: the same seed gives the same images.",
+)
 @device_options
 @speed_options
-@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder: restoration.png, measurement.png, input.png, metrics.json.")
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder: restoration.png, measurement.png, input.png, metrics.json.",
+)
 def solve_command(
-    prior_spec, operator_spec, solver_spec, steps, measurement_path, mask_path, input_path, resize, sigma_y, seed, device, dtype, compile_network, autocast, channels_last, out
+    prior_spec,
+    operator_spec,
+    solver_spec,
+    steps,
+    measurement_path,
+    mask_path,
+    input_path,
+    resize,
+    sigma_y,
+    seed,
+    device,
+    dtype,
+    compile_network,
+    autocast,
+    channels_last,
+    out,
 ) -> None:
     """Restore one image: a measurement given with --measurement, or one simulated from a clean image.
 

@@ -50,7 +50,9 @@ def read_image(path, shape: tuple[int, int, int], *, resize: bool = False, measu
         raise DiffcoreError(f"cannot read image {str(path)!r}: {reason}") from exc
     if converted.size != (w, h):
         if measurement:
-            raise DiffcoreError(f"measurement {str(path)!r} is {converted.width}x{converted.height} (width x height) but the operator's y is {w}x{h}")
+            raise DiffcoreError(
+                f"measurement {str(path)!r} is {converted.width}x{converted.height} (width x height) but the operator's y is {w}x{h}"
+            )
         if not resize:
             raise DiffcoreError(
                 f"image {str(path)!r} is {converted.width}x{converted.height} (width x height) but the prior takes {w}x{h}; "

@@ -41,4 +41,8 @@ def register_commands(cli):
 def register_tour(register):
     from diff_inverse.tour_section import section
 
-    register("inverse", section, summary="One shipped prior solving inpainting, super-resolution, deblurring and denoising; the exact GMM benchmark")
+    register(
+        "inverse",
+        section,
+        summary="One shipped prior solving inpainting, super-resolution, deblurring and denoising; the exact GMM benchmark",
+    )

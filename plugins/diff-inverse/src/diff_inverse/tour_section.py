@@ -66,7 +66,11 @@ def _digits_grid(tour):
             ax.set_title(f"{key}{value}", fontsize=9)
             if c == 0:
                 ax.set_ylabel(row["operator"], fontsize=9)
-    tour.figure("digits-grid", fig, caption=f"zoo:digits as an unconditional prior (null label), {steps} steps per solver; PSNR to the held-out digits")
+    tour.figure(
+        "digits-grid",
+        fig,
+        caption=f"zoo:digits as an unconditional prior (null label), {steps} steps per solver; PSNR to the held-out digits",
+    )
     tour.table("digits-psnr", rows, caption="PSNR (dB) of each solver and of the pseudo-inverse baseline, and seconds per batch")
     best = sum(max(row[s] for s in SOLVERS) > row["pseudo-inverse"] for row in rows)
     tour.metric("operators where the best solver beats the pseudo-inverse", f"{best} of {len(rows)}")
@@ -88,7 +92,9 @@ def _gmm_cell(tour):
     ax.bar(names, means, color=colors)
     ax.set_ylabel("sliced Wasserstein to the exact posterior")
     ax.set_title(f"25-component mixture, d_x = 8, d_y = 2, 20 steps, mean over {problems} problems", fontsize=9)
-    tour.figure("gmm-cell", fig, caption="Lower is better; 'floor' is exact vs exact samples, 'prior' ignores y. Full tables: docs/inverse-gmm.md")
+    tour.figure(
+        "gmm-cell", fig, caption="Lower is better; 'floor' is exact vs exact samples, 'prior' ignores y. Full tables: docs/inverse-gmm.md"
+    )
     tour.table("gmm-cell", [{"solver": k, "SW": round(m, 3)} for k, m in zip(names, means)], caption="Mean sliced Wasserstein distance")
 
 

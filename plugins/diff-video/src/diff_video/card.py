@@ -66,7 +66,10 @@ def render_card(record: dict[str, Any], metrics: dict[str, Any] | None = None) -
             f"EMA {stage.ema_decay}, gradient clipping {r.grad_clip}"
         )
         if done:
-            line += f"; {done['steps']} steps in {done['train_time_s'] / 60:.1f} min ({done['cpu_time_s'] / 60:.1f} min of CPU time), final loss {done['final_loss']}"
+            line += (
+                f"; {done['steps']} steps in {done['train_time_s'] / 60:.1f} min ({done['cpu_time_s'] / 60:.1f} min of CPU time), "
+                f"final loss {done['final_loss']}"
+            )
         lines.append(line)
     if record:
         cpu = sum(s.get("cpu_time_s", 0) for s in stages.values())
@@ -96,7 +99,8 @@ def render_card(record: dict[str, Any], metrics: dict[str, Any] | None = None) -
             "- frame accuracy: frames classified as the clip's label; clip accuracy: clips whose majority class is the label;",
             "  class consistency: frames of the clip's majority class (a digit keeps its class). With a label every frame of the",
             "  baseline is drawn for the same class; without one (the unconditional rows) only temporal layers can keep it;",
-            "- mean speed and mean acceleration of the digit's ink centroid, pixels per frame (real clips: constant velocity between bounces);",
+            "- mean speed and mean acceleration of the digit's ink centroid, pixels per frame (real clips: constant velocity between "
+            "bounces);",
             f"- frechet: Frechet distance of the clip statistics ({', '.join(metrics['clip_features'])}), each divided by its spread "
             "over the held-out clips, to the held-out clips; the training clips' distance is the floor that sampling alone sets.",
             f"- sampling time: {metrics['timing']['seconds_per_clip']} s per clip of {p['frames']} frames at {p['steps']} steps "

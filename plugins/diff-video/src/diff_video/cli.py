@@ -200,7 +200,8 @@ def train_command(out, seed, image_steps, temporal_steps):
     record = train(out, seed=seed, image_steps=image_steps, temporal_steps=temporal_steps)
     stages = record["stages"]
     click.echo(
-        f"trained in {record['wall_time_s']:.0f} s (image {stages['image']['steps']} steps, temporal {stages['temporal']['steps']} steps) -> {out}"
+        f"trained in {record['wall_time_s']:.0f} s (image {stages['image']['steps']} steps, temporal {stages['temporal']['steps']} "
+        f"steps) -> {out}"
     )
 
 
@@ -275,7 +276,8 @@ def video_edit_task(prior, target, **options):
 @click.option("--scale", type=int, default=4, show_default=True, help="Integer upscaling of the written files (nearest).")
 @device_options
 def edit_command(video_path, out, **options):
-    """Edit a video with an image prior (per-frame, pix2video, cross-frame, fatezero, tune-a-video, video-p2p): edit, comparison, metrics."""
+    """Edit a video with an image prior (per-frame, pix2video, cross-frame, fatezero, tune-a-video, video-p2p): edit, comparison,
+    metrics."""
     from diff_video.editing.run import prepare_edit
 
     _check_out(out)
@@ -284,5 +286,6 @@ def edit_command(video_path, out, **options):
     _publish(files, out)
     metrics = json.loads(files["metrics.json"])["metrics"]
     click.echo(
-        f"edit ({options['editor']}): {metrics['frames']} frames, warp error {metrics['warp_error']:.4f} ({metrics['seconds']:.1f} s) -> {out}"
+        f"edit ({options['editor']}): {metrics['frames']} frames, warp error {metrics['warp_error']:.4f} ({metrics['seconds']:.1f} s) -> "
+        f"{out}"
     )

@@ -84,7 +84,8 @@ def _check_video(video, prior, what: str = "video", size=None) -> torch.Tensor:
     want = (channels, height, width) if size is None else (channels, *size)
     if tuple(video.shape[2:]) != want:
         raise ShapeError(
-            f"{what} frames are {video.shape[2]}x{video.shape[3]}x{video.shape[4]} (C x H x W) but this prior takes {want[0]}x{want[1]}x{want[2]}; "
+            f"{what} frames are {video.shape[2]}x{video.shape[3]}x{video.shape[4]} (C x H x W) but this prior takes "
+            f"{want[0]}x{want[1]}x{want[2]}; "
             "resize the video (--resize on the command line, size= in read_video)"
         )
     return video

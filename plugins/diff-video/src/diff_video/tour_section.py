@@ -69,7 +69,10 @@ def section(tour) -> None:
         tour.table(
             "card",
             rows,
-            caption="From the model card (docs/video.md): frame accuracy by the zoo's digit classifier, motion, Frechet distance of clip statistics to held-out clips",
+            caption=(
+                "From the model card (docs/video.md): frame accuracy by the zoo's digit classifier, motion, Frechet distance of clip "
+                "statistics to held-out clips"
+            ),
         )
         tour.metric("frame accuracy", figures["video prior"].get("frame accuracy"))
         tour.metric(

@@ -80,7 +80,8 @@ def _fit(loss_fn, params, stage, *, generator, ema, name, progress, grad_clip, s
 
 
 def train_image(recipe: VideoRecipe, *, seed: int = 0, steps: int | None = None, progress: bool = True):
-    """Stage 1: the base UNet fine-tuned on single frames. Returns the EMA network, the scheduler config, the fit record and the CPU seconds."""
+    """Stage 1: the base UNet fine-tuned on single frames. Returns the EMA network, the scheduler config, the fit record and the
+    CPU seconds."""
     from diffcore.adapters.diffusers_prior import DiffusersUNetPrior
     from diffcore.training import EMA, denoising_loss
 
@@ -115,7 +116,8 @@ def train_image(recipe: VideoRecipe, *, seed: int = 0, steps: int | None = None,
 
 
 def train_temporal(recipe: VideoRecipe, image_unet, scheduler_config, *, seed: int = 0, steps: int | None = None, progress: bool = True):
-    """Stage 2: ``image_unet`` inflated, its temporal layers trained on clips. Returns the prior (EMA weights), the fit record and the CPU seconds."""
+    """Stage 2: ``image_unet`` inflated, its temporal layers trained on clips. Returns the prior (EMA weights), the fit record and
+    the CPU seconds."""
     from diff_video.inflate import inflate
     from diff_video.prior import SpaceTimePrior
     from diffcore.training import EMA, denoising_loss, train_only

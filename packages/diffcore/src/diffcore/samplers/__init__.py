@@ -47,7 +47,9 @@ def get_sampler(name: str, **options):
 STARTS = ("prior", "normal")
 
 
-def initial_noise(prior, n: int, t, *, generator=None, device=None, dtype=torch.float32, start: str = "prior", cond: Cond | None = None) -> torch.Tensor:
+def initial_noise(
+    prior, n: int, t, *, generator=None, device=None, dtype=torch.float32, start: str = "prior", cond: Cond | None = None
+) -> torch.Tensor:
     """The state to start sampling from at time t.
 
     ``start="prior"`` (default): the prior's exact marginal at t where it knows it

@@ -100,7 +100,8 @@ class VSD(DistillerBase):
         if lora:
             if not isinstance(prior, Trainable):
                 raise DiffcoreError(
-                    f"second='lora' needs a prior with a network (diffcore.protocols.Trainable); {type(prior).__name__} has none: use second='denoiser'"
+                    f"second='lora' needs a prior with a network (diffcore.protocols.Trainable); {type(prior).__name__} has none: use "
+                    "second='denoiser'"
                 )
             options = {"camera_embedding": self.camera_embedding}
             self.model = LoRAScore(

@@ -231,7 +231,8 @@ class ResidualDenoiser(torch.nn.Module):
         return pred.eps.float() - alpha / sigma * rho
 
     def train_step(self, z0, cond, camera, generator) -> torch.Tensor:
-        """One AdamW step of ``F`` on its target at a random training time (EDM's weighting of ``|x0_phi - z0|^2``), on the renders ``z0``."""
+        """One AdamW step of ``F`` on its target at a random training time (EDM's weighting of ``|x0_phi - z0|^2``), on the
+        renders ``z0``."""
         prior = self.prior[0]
         n = z0.shape[0]
         t = draw_times(prior.schedule, n, generator=generator)  # the training grid of a discrete schedule, as the prior learnt

@@ -96,7 +96,8 @@ DISTANCES = {"cd": chamfer, "emd": emd}
 
 
 def pairwise(first, second=None, *, distance: str = "cd") -> np.ndarray:
-    """Distances (n, m) between the clouds of ``first`` (n, P, 3) and ``second`` (m, P, 3); ``second`` None: ``first`` with itself (symmetric, zero diagonal)."""
+    """Distances (n, m) between the clouds of ``first`` (n, P, 3) and ``second`` (m, P, 3); ``second`` None: ``first`` with
+    itself (symmetric, zero diagonal)."""
     if distance not in DISTANCES:
         raise DiffcoreError(f"unknown distance {distance!r}; expected one of {', '.join(DISTANCES)}")
     fn = DISTANCES[distance]

@@ -31,7 +31,8 @@ def is_trained(folder) -> bool:
 
 
 def save_prior(prior, folder, *, dtype: torch.dtype = torch.float16) -> Path:
-    """Write ``prior`` (a :class:`~diff_3d.points.prior.PointCloudPrior` with a :class:`~diff_3d.points.network.PointVoxelNet`) to ``folder``."""
+    """Write ``prior`` (a :class:`~diff_3d.points.prior.PointCloudPrior` with a :class:`~diff_3d.points.network.PointVoxelNet`)
+    to ``folder``."""
     from safetensors.torch import save_file
 
     folder = Path(folder)

@@ -1,4 +1,5 @@
-"""gsplat's CUDA rasteriser (Ye et al. 2024, "gsplat: An Open-Source Library for Gaussian Splatting") behind :func:`~diff_3d.representations.splatting.rasterize`.
+"""gsplat's CUDA rasteriser (Ye et al. 2024, "gsplat: An Open-Source Library for Gaussian Splatting") behind
+:func:`~diff_3d.representations.splatting.rasterize`.
 
 gsplat takes world-to-camera matrices in OpenCV's axes (x right, y down, looking along +z) and
 intrinsics ``K``; the kernel's cameras are OpenGL's (y up, looking along -z), so the camera's y and z

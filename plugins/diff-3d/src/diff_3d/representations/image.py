@@ -15,7 +15,8 @@ from diffcore.errors import DiffcoreError
 
 
 class ImageRepresentation(torch.nn.Module):
-    """A ``channels`` x ``size`` x ``size`` image (``height`` x ``width`` when given) starting at grey, or at ``init_std`` noise from ``seed``."""
+    """A ``channels`` x ``size`` x ``size`` image (``height`` x ``width`` when given) starting at grey, or at ``init_std`` noise
+    from ``seed``."""
 
     def __init__(
         self,

@@ -103,7 +103,8 @@ class NerfactoField(VolumeRepresentation):
         )
 
     def render_bundle(self, bundle, *, normals: bool = False) -> dict:
-        """Outputs of a nerfstudio ``RayBundle`` (any batch shape, flattened): rgb in [-1, 1], depth, accumulation, [normals], and the proposal weights."""
+        """Outputs of a nerfstudio ``RayBundle`` (any batch shape, flattened): rgb in [-1, 1], depth, accumulation, [normals], and
+        the proposal weights."""
         from nerfstudio.field_components.field_heads import FieldHeadNames
         from nerfstudio.model_components.renderers import DepthRenderer
 

@@ -229,7 +229,17 @@ def summary(values) -> tuple[float, float, float, int]:
 
 
 def run(
-    dxs, dys, steps_list, *, problems: int, samples: int, solvers=DEFAULT_SOLVERS, seed: int = 0, weights: str = "problem", settings: str = "authors", progress=None
+    dxs,
+    dys,
+    steps_list,
+    *,
+    problems: int,
+    samples: int,
+    solvers=DEFAULT_SOLVERS,
+    seed: int = 0,
+    weights: str = "problem",
+    settings: str = "authors",
+    progress=None,
 ):
     """Every cell; returns ``{(d_x, d_y, steps): (dist, secs)}``."""
     results = {}
@@ -258,7 +268,11 @@ def markdown(results, solvers, *, problems: int, samples: int, weights: str = "p
     """
     steps_list = sorted({k[2] for k in results})
     cells = sorted({k[:2] for k in results})
-    refs = [(r, n) for r in ("prior", "floor") for n in steps_list] if weights == "block" else [("prior", steps_list[0]), ("floor", steps_list[0])]
+    refs = (
+        [(r, n) for r in ("prior", "floor") for n in steps_list]
+        if weights == "block"
+        else [("prior", steps_list[0]), ("floor", steps_list[0])]
+    )
     head = ["d_x", "d_y"] + [f"{s} {n}" for s in solvers for n in steps_list] + [f"{r} {n}" if weights == "block" else r for r, n in refs]
     protocol = " (weights shared per (d_x, steps) block, as the authors' script)" if weights == "block" else ""
     how = "every solver at its defaults" if settings == "defaults" else "the authors' settings where they have one"

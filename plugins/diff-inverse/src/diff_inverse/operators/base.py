@@ -44,7 +44,15 @@ class Operator:
     has_svd = False
     differentiable = True
 
-    def __init__(self, x_shape: tuple[int, ...], y_shape: tuple[int, ...], sigma_y: float = 0.0, *, noise: str = "gaussian", rate: float | None = None):
+    def __init__(
+        self,
+        x_shape: tuple[int, ...],
+        y_shape: tuple[int, ...],
+        sigma_y: float = 0.0,
+        *,
+        noise: str = "gaussian",
+        rate: float | None = None,
+    ):
         if not isinstance(sigma_y, (int, float)) or sigma_y < 0 or not math.isfinite(sigma_y):
             raise DiffcoreError(f"sigma_y must be a finite number >= 0, got {sigma_y!r}")
         if noise not in ("gaussian", "poisson"):

@@ -26,7 +26,17 @@ class GaussianBlur(Separable):
     ``1 / (rcond * max(s))``. ``size`` defaults to ``2 ceil(3 sigma) + 1``.
     """
 
-    def __init__(self, x_shape, *, sigma: float = 3.0, size: int | None = None, rcond: float = 1e-4, sigma_y: float = 0.0, noise: str = "gaussian", rate=None):
+    def __init__(
+        self,
+        x_shape,
+        *,
+        sigma: float = 3.0,
+        size: int | None = None,
+        rcond: float = 1e-4,
+        sigma_y: float = 0.0,
+        noise: str = "gaussian",
+        rate=None,
+    ):
         c, h, w = image_shape(x_shape)
         if not isinstance(sigma, (int, float)) or not sigma > 0 or not math.isfinite(sigma):
             raise DiffcoreError(f"blur sigma must be a finite number > 0, got {sigma!r}")
@@ -35,7 +45,15 @@ class GaussianBlur(Separable):
             raise DiffcoreError(f"blur kernel size must be a positive odd int, got {size!r}")
         self.sigma, self.size = float(sigma), size
         self.kernel_1d = F.gaussian_kernel_1d(sigma, size)
-        super().__init__((c, h, w), F.convolution_matrix_1d(self.kernel_1d, h), F.convolution_matrix_1d(self.kernel_1d, w), sigma_y, rcond=rcond, noise=noise, rate=rate)
+        super().__init__(
+            (c, h, w),
+            F.convolution_matrix_1d(self.kernel_1d, h),
+            F.convolution_matrix_1d(self.kernel_1d, w),
+            sigma_y,
+            rcond=rcond,
+            noise=noise,
+            rate=rate,
+        )
 
 
 class ConvolutionBlur(FourierDiagonal, LinearOperator):
@@ -101,7 +119,17 @@ class ConvolutionBlur(FourierDiagonal, LinearOperator):
         return torch.fft.ifft2(z, norm="ortho").real.to(c.dtype)
 
 
-def blur(x_shape, *, sigma: float | None = None, size: int | None = None, kernel=None, rcond: float = 1e-4, sigma_y: float = 0.0, noise: str = "gaussian", rate=None):
+def blur(
+    x_shape,
+    *,
+    sigma: float | None = None,
+    size: int | None = None,
+    kernel=None,
+    rcond: float = 1e-4,
+    sigma_y: float = 0.0,
+    noise: str = "gaussian",
+    rate=None,
+):
     """Deblurring: Gaussian (``sigma``, ``size``; separable, with SVD) or any ``kernel`` (FFT)."""
     if kernel is not None:
         if sigma is not None or size is not None:
@@ -110,6 +138,16 @@ def blur(x_shape, *, sigma: float | None = None, size: int | None = None, kernel
     return GaussianBlur(x_shape, sigma=3.0 if sigma is None else sigma, size=size, rcond=rcond, sigma_y=sigma_y, noise=noise, rate=rate)
 
 
-def motion_blur(x_shape, *, length: float = 9, angle: float = 0.0, size: int | None = None, rcond: float = 1e-4, sigma_y: float = 0.0, noise: str = "gaussian", rate=None):
+def motion_blur(
+    x_shape,
+    *,
+    length: float = 9,
+    angle: float = 0.0,
+    size: int | None = None,
+    rcond: float = 1e-4,
+    sigma_y: float = 0.0,
+    noise: str = "gaussian",
+    rate=None,
+):
     """Linear motion blur of ``length`` pixels at ``angle`` degrees (FFT, circular boundary)."""
     return ConvolutionBlur(x_shape, kernel=F.motion_kernel(length, angle, size), rcond=rcond, sigma_y=sigma_y, noise=noise, rate=rate)

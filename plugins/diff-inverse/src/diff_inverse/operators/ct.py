@@ -20,7 +20,17 @@ class CT(LinearOperator):
     after a finite number of steps). No SVD.
     """
 
-    def __init__(self, x_shape, *, angles: int = 30, cg_steps: int = 50, supersample: int = 2, sigma_y: float = 0.0, noise: str = "gaussian", rate=None):
+    def __init__(
+        self,
+        x_shape,
+        *,
+        angles: int = 30,
+        cg_steps: int = 50,
+        supersample: int = 2,
+        sigma_y: float = 0.0,
+        noise: str = "gaussian",
+        rate=None,
+    ):
         c, h, w = image_shape(x_shape)
         if not isinstance(angles, int) or isinstance(angles, bool) or angles < 1:
             raise DiffcoreError(f"angles (number of views) must be a positive int, got {angles!r}")

@@ -23,7 +23,16 @@ class DenseLinear(LinearOperator):
 
     has_svd = True
 
-    def __init__(self, matrix, sigma_y: float = 0.0, x_shape: tuple[int, ...] | None = None, rcond: float = 1e-10, *, noise: str = "gaussian", rate=None):
+    def __init__(
+        self,
+        matrix,
+        sigma_y: float = 0.0,
+        x_shape: tuple[int, ...] | None = None,
+        rcond: float = 1e-10,
+        *,
+        noise: str = "gaussian",
+        rate=None,
+    ):
         matrix = torch.as_tensor(matrix, dtype=torch.float64)
         if matrix.ndim != 2:
             raise ShapeError(f"matrix has shape {tuple(matrix.shape)}; expected (m, n)")

@@ -48,7 +48,9 @@ def box_mask(height: int, width: int, box) -> torch.Tensor:
         raise DiffcoreError(f"box must be four ints (top, left, height, width), got {box!r}")
     top, left, h, w = box
     if top < 0 or left < 0 or h <= 0 or w <= 0 or top + h > height or left + w > width:
-        raise DiffcoreError(f"box (top={top}, left={left}, height={h}, width={w}) must lie inside the {height}x{width} image and be non-empty")
+        raise DiffcoreError(
+            f"box (top={top}, left={left}, height={h}, width={w}) must lie inside the {height}x{width} image and be non-empty"
+        )
     mask = torch.ones(height, width, dtype=torch.bool)
     mask[top : top + h, left : left + w] = False
     return mask

@@ -31,7 +31,9 @@ class Inpainting(LinearOperator):
 
     has_svd = True
 
-    def __init__(self, x_shape, *, box=None, fraction=None, seed: int = 0, mask=None, sigma_y: float = 0.0, noise: str = "gaussian", rate=None):
+    def __init__(
+        self, x_shape, *, box=None, fraction=None, seed: int = 0, mask=None, sigma_y: float = 0.0, noise: str = "gaussian", rate=None
+    ):
         c, h, w = image_shape(x_shape)
         given = [name for name, value in (("box", box), ("fraction", fraction), ("mask", mask)) if value is not None]
         if len(given) != 1:
@@ -41,12 +43,18 @@ class Inpainting(LinearOperator):
         elif fraction is not None:
             m = F.random_pixel_mask(h, w, fraction, seed)
         else:
-            m = F.read_gray_image(mask) > 0.5 if isinstance(mask, (str, bytes)) or hasattr(mask, "__fspath__") else torch.as_tensor(mask) != 0
+            m = (
+                F.read_gray_image(mask) > 0.5
+                if isinstance(mask, (str, bytes)) or hasattr(mask, "__fspath__")
+                else torch.as_tensor(mask) != 0
+            )
         m = m.cpu()
         if m.ndim == 2:
             m = m[None]
         if m.ndim != 3 or tuple(m.shape[1:]) != (h, w) or m.shape[0] not in (1, c):
-            raise ShapeError(f"mask has shape {tuple(m.shape)}; expected ({h}, {w}) or ({c}, {h}, {w}) to match the image (resize the mask or the image)")
+            raise ShapeError(
+                f"mask has shape {tuple(m.shape)}; expected ({h}, {w}) or ({c}, {h}, {w}) to match the image (resize the mask or the image)"
+            )
         m = m.expand(c, h, w).contiguous()
         if not m.any():
             raise DiffcoreError("the inpainting mask observes no pixel")

@@ -29,7 +29,19 @@ class MRI(FourierDiagonal, LinearOperator):
     boolean ``(H, W)`` tensor of unshifted frequencies.
     """
 
-    def __init__(self, x_shape, *, mask="random", acceleration: float = 4, center_fraction: float = 0.08, lines: int = 30, seed: int = 0, sigma_y: float = 0.0, noise: str = "gaussian", rate=None):
+    def __init__(
+        self,
+        x_shape,
+        *,
+        mask="random",
+        acceleration: float = 4,
+        center_fraction: float = 0.08,
+        lines: int = 30,
+        seed: int = 0,
+        sigma_y: float = 0.0,
+        noise: str = "gaussian",
+        rate=None,
+    ):
         c, h, w = image_shape(x_shape)
         if isinstance(mask, str):
             if mask in ("random", "equispaced"):
@@ -64,6 +76,7 @@ class MRI(FourierDiagonal, LinearOperator):
     def measure(self, x, generator=None):
         """Noisy sampled frequencies; the unsampled ones stay exactly 0."""
         return super().measure(x, generator) * self.mask.to(x.device)[..., None]
+
     has_svd = True
 
     def Ut(self, y):

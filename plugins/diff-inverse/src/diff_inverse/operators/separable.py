@@ -23,7 +23,17 @@ class Separable(LinearOperator):
 
     has_svd = True
 
-    def __init__(self, x_shape, matrix_h: torch.Tensor, matrix_w: torch.Tensor, sigma_y: float = 0.0, *, rcond: float = 1e-10, noise: str = "gaussian", rate=None):
+    def __init__(
+        self,
+        x_shape,
+        matrix_h: torch.Tensor,
+        matrix_w: torch.Tensor,
+        sigma_y: float = 0.0,
+        *,
+        rcond: float = 1e-10,
+        noise: str = "gaussian",
+        rate=None,
+    ):
         c, H, W = x_shape
         h, w = matrix_h.shape[0], matrix_w.shape[0]
         super().__init__((c, H, W), (c, h, w), sigma_y, noise=noise, rate=rate)

@@ -59,4 +59,24 @@ ALIASES = {
 }
 
 
-__all__ = ["DAPS", "DDNM", "DDNMPlus", "DDRM", "DPS", "DiffPIR", "ILVR", "Langevin", "MCG", "MCGdiff", "Needs", "PiGDM", "REDDiff", "SNIPS", "SOLVERS", "ScoreSDEProjection", "fits", "refusal", "solvers_for"]
+__all__ = [
+    "DAPS",
+    "DDNM",
+    "DDNMPlus",
+    "DDRM",
+    "DPS",
+    "DiffPIR",
+    "ILVR",
+    "Langevin",
+    "MCG",
+    "MCGdiff",
+    "Needs",
+    "PiGDM",
+    "REDDiff",
+    "SNIPS",
+    "SOLVERS",
+    "ScoreSDEProjection",
+    "fits",
+    "refusal",
+    "solvers_for",
+]

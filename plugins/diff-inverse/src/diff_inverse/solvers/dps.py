@@ -110,7 +110,8 @@ def poisson_counts(operator, what: str = "likelihood 'poisson'") -> float:
 
 @dataclass(frozen=True)
 class DPS(Options):
-    """DPS with the paper's step size ``zeta / ||y - A(x0_hat)||``; likelihood ``gaussian``, ``poisson`` or ``auto`` (the operator's noise)."""
+    """DPS with the paper's step size ``zeta / ||y - A(x0_hat)||``; likelihood ``gaussian``, ``poisson`` or ``auto`` (the
+    operator's noise)."""
 
     zeta: float | None = option(None, low=0.0)  # None: 0.5 sqrt(1000 / steps)
     eta: float = option(1.0, low=0.0, high=1.0)

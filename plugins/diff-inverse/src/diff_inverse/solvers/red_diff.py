@@ -48,7 +48,9 @@ class REDDiff(Options):
     lr: float = option(0.1, low=0.0, low_open=True)  # in data units: set for priors on [-1, 1] (see the module docstring)
     lam: float = option(0.25, low=0.0)
     init: Literal["auto", "pinv", "tikhonov", "noise"] = "auto"
-    t_max: float | None = option(None, low=0.0, high=1.0, low_open=True)  # None: 0.5 from an initial estimate (pinv, tikhonov, start), 1 from noise
+    t_max: float | None = option(
+        None, low=0.0, high=1.0, low_open=True
+    )  # None: 0.5 from an initial estimate (pinv, tikhonov, start), 1 from noise
     decay: Literal["linear", "none"] | None = None  # None: "linear" from an initial estimate, "none" from noise
     name = "red-diff"
     needs_svd = False

@@ -91,7 +91,8 @@ class TuneAVideoRun(CrossFrameRun):
 
 @dataclass(frozen=True, repr=False)
 class TuneAVideoEditor(Editor):
-    """Query projections tuned on the video for ``tune_steps`` steps (clips of ``clip`` frames, AdamW at ``lr``), then a cross-frame edit."""
+    """Query projections tuned on the video for ``tune_steps`` steps (clips of ``clip`` frames, AdamW at ``lr``), then a
+    cross-frame edit."""
 
     tune_steps: int = 100
     clip: int = 4
