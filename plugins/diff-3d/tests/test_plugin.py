@@ -14,7 +14,7 @@ def test_diffcore_lists_what_diff_3d_registers():
         "prior": ["analytic-scene", "zoo:shapes", "zoo:views"],
         "representation": ["image", "voxel", "triplane", "nerfacto", "gaussians"],
         "distiller": ["sds", "sjc", "vsd"],
-        "tour": ["3d", "3d-points"],
+        "tour": ["3d", "3d-points", "3d-views"],
     }
     from click.testing import CliRunner
 

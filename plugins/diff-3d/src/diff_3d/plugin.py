@@ -175,7 +175,15 @@ def tour_points(tour):
     section(tour)
 
 
+def tour_views(tour):
+    """zoo:views: new views of held-out scenes drawn from one reference view and the relative pose"""
+    from diff_3d.views.tour_section import section
+
+    section(tour)
+
+
 @hookimpl
 def register_tour(register):
     register("3d", tour, summary="A known scene recovered by score distillation (turntable), and a zoo prior distilled to 2-D and 3-D")
     register("3d-points", tour_points, summary="zoo:shapes: point clouds generated per class, and shapes completed by replacement")
+    register("3d-views", tour_views, summary="zoo:views: new views of held-out scenes from one reference view and a relative pose")
