@@ -74,5 +74,5 @@ def register_tour(register):
     register(
         "video",
         section,
-        summary="zoo:moving-digits: generated clips, extension and interpolation by reconstruction guidance; a video edited per frame and by Pix2Video",
+        summary="zoo:moving-digits: clips generated, extended and interpolated by reconstruction guidance; a video edited by Pix2Video",
     )
