@@ -4,7 +4,7 @@ Our ``projection`` solver with ``resample = K`` is RePaint (Lugmayr et al. 2022)
 and ``jump_n_sample = K``. The pipeline runs zoo:digits' UNet with its null label, on the same
 images, mask (the 8x8 centre box), 20 steps and ``K = 3``, three ways: ours; the pipeline as
 shipped; the pipeline with its jump back (``undo_step``) made the forward kernel
-q(x_t | x_{t-n}) in one draw, which gives our images (``plugins/diff-inverse/tests/test_repaint_peer.py``
+q(x_t | x_{t-n}) in one draw, which gives our images (``tools/bench/test_repaint_peer.py``
 asserts that, and the same images on a tiny random UNet). The shipped ``undo_step(x, t)`` adds
 ``betas[t : t + n]`` to a sample at level ``t - n`` when a step spans ``n`` training steps, so
 it lands noisier than level t.
@@ -62,10 +62,36 @@ def mean_psnr(x: torch.Tensor, ref: torch.Tensor) -> float:
     return sum(psnr(a, b) for a, b in zip(x, ref)) / len(ref)
 
 
-def measure(n: int = 64, seeds=(0, 1), steps: int = 20, jumps: int = 3) -> dict[str, list[float]]:
-    """Mean PSNR (dB) over ``n`` held-out digits per seed: ``ours``, ``shipped`` and ``exact undo``."""
+KEYS = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "clip_sample")
+
+
+def pipeline(unet, config: dict, scheduler_class=None):
+    """diffusers' RePaintPipeline on ``unet`` with a RePaint scheduler (or ``scheduler_class``) built from a scheduler ``config``."""
     from diffusers import RePaintPipeline, RePaintScheduler
 
+    cls = scheduler_class or RePaintScheduler
+    pipe = RePaintPipeline(unet=unet, scheduler=cls(**{k: config[k] for k in KEYS}))
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def theirs(pipe, x: torch.Tensor, mask: torch.Tensor, steps: int, jumps: int, seed: int) -> torch.Tensor:
+    """The pipeline's inpainting of ``x`` (N, C, H, W) in [-1, 1] where ``mask`` is 0, jump length 1, in [-1, 1]."""
+    out = pipe(
+        image=x,
+        mask_image=mask,
+        num_inference_steps=steps,
+        eta=1.0,
+        jump_length=1,
+        jump_n_sample=jumps,
+        generator=torch.Generator().manual_seed(seed),
+        output_type="np",
+    ).images
+    return torch.from_numpy(out).permute(0, 3, 1, 2) * 2 - 1
+
+
+def measure(n: int = 64, seeds=(0, 1), steps: int = 20, jumps: int = 3) -> dict[str, list[float]]:
+    """Mean PSNR (dB) over ``n`` held-out digits per seed: ``ours``, ``shipped`` and ``exact undo``."""
     import diffcore
     from diff_inverse import zoo
     from diff_inverse.operators import Inpainting
@@ -75,7 +101,6 @@ def measure(n: int = 64, seeds=(0, 1), steps: int = 20, jumps: int = 3) -> dict[
     base = diffcore.create("prior", "zoo:digits")
     prior = unconditional(base)
     unet = NullLabel(base.network, int(base.null_cond.labels[0]))
-    keys = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "clip_sample")
     x = zoo.digits(n)
     mask = torch.ones(n, 1, 16, 16)
     mask[..., 4:12, 4:12] = 0
@@ -84,21 +109,8 @@ def measure(n: int = 64, seeds=(0, 1), steps: int = 20, jumps: int = 3) -> dict[
     for seed in seeds:
         ours = solve(prior, op, op.A(x), solver="projection", steps=steps, resample=jumps, generator=torch.Generator().manual_seed(seed))
         out["ours"].append(mean_psnr(ours, x))
-        for name, cls in (("shipped", RePaintScheduler), ("exact undo", exact_undo_scheduler())):
-            pipe = RePaintPipeline(unet=unet, scheduler=cls(**{k: base.scheduler_config[k] for k in keys}))
-            pipe.set_progress_bar_config(disable=True)
-            images = pipe(
-                image=x,
-                mask_image=mask,
-                num_inference_steps=steps,
-                eta=1.0,
-                jump_length=1,
-                jump_n_sample=jumps,
-                generator=torch.Generator().manual_seed(seed),
-                output_type="np",
-            ).images
-            theirs = torch.from_numpy(images).permute(0, 3, 1, 2) * 2 - 1
-            out[name].append(mean_psnr(theirs, x))
+        for name, cls in (("shipped", None), ("exact undo", exact_undo_scheduler())):
+            out[name].append(mean_psnr(theirs(pipeline(unet, base.scheduler_config, cls), x, mask, steps, jumps, seed), x))
     return out
 
 

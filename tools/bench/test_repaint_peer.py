@@ -14,6 +14,10 @@ betas (50 draws) 21.98 and 22.28.
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -26,28 +30,16 @@ from diff_inverse.solve import solve  # noqa: E402
 torch.set_num_threads(1)
 
 
-def _pipeline(unet, config, scheduler_class=None):
-    from diffusers import RePaintPipeline, RePaintScheduler
+def _load():
+    path = Path(__file__).with_name("repaint_peer.py")
+    spec = importlib.util.spec_from_file_location("repaint_peer", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
-    cls = scheduler_class or RePaintScheduler
-    keys = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "clip_sample")
-    pipe = RePaintPipeline(unet=unet, scheduler=cls(**{k: config[k] for k in keys}))
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
 
-
-def _theirs(pipe, x, mask, steps, jumps, seed):
-    out = pipe(
-        image=x,
-        mask_image=mask,
-        num_inference_steps=steps,
-        eta=1.0,
-        jump_length=1,
-        jump_n_sample=jumps,
-        generator=torch.Generator().manual_seed(seed),
-        output_type="np",
-    ).images
-    return torch.from_numpy(out).permute(0, 3, 1, 2) * 2 - 1
+peer = _load()
 
 
 def test_same_images_as_repaint_pipeline_on_a_tiny_random_unet(tmp_path):
@@ -57,51 +49,15 @@ def test_same_images_as_repaint_pipeline_on_a_tiny_random_unet(tmp_path):
 
     folder = save_tiny_unet_pipeline(tmp_path / "tiny", sample_size=8, channels=3, scheduler_options={"num_train_timesteps": 10})
     prior = diffcore.create("prior", "diffusers", path=str(folder))
-    pipe = _pipeline(UNet2DModel.from_pretrained(folder / "unet"), prior.scheduler_config)
+    pipe = peer.pipeline(UNet2DModel.from_pretrained(folder / "unet"), prior.scheduler_config)
     x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(5)) * 2 - 1
     mask = torch.ones(1, 1, 8, 8)
     mask[..., 2:6, 2:6] = 0
     op = Inpainting((3, 8, 8), mask=mask[0, 0])
     for jumps in (1, 3):
         ours = solve(prior, op, op.A(x), solver="projection", steps=10, resample=jumps, generator=torch.Generator().manual_seed(0))
-        theirs = _theirs(pipe, x, mask, 10, jumps, 0)
+        theirs = peer.theirs(pipe, x, mask, 10, jumps, 0)
         assert float((ours.clamp(-1, 1) - theirs).abs().max()) < 1e-4, jumps  # measured: 4e-7 and 3e-6
-
-
-class _NullLabel(torch.nn.Module):
-    """zoo:digits' class-conditional UNet called as RePaintPipeline calls a UNet, with the null label."""
-
-    def __init__(self, unet, label: int):
-        super().__init__()
-        self.unet, self.label, self.config = unet, label, unet.config
-
-    @property
-    def dtype(self):
-        return self.unet.dtype
-
-    @property
-    def device(self):
-        return self.unet.device
-
-    def forward(self, sample, timestep):
-        return self.unet(sample, timestep, class_labels=torch.full((sample.shape[0],), self.label))
-
-
-def _exact_undo_scheduler():
-    from diffusers import RePaintScheduler
-    from diffusers.utils.torch_utils import randn_tensor
-
-    class ExactUndo(RePaintScheduler):
-        """RePaint's scheduler with its jump back the forward kernel q(x_t | x_{t-n}) in one draw."""
-
-        def undo_step(self, sample, timestep, generator=None):
-            n = self.config.num_train_timesteps // self.num_inference_steps
-            t = int(timestep)
-            ratio = self.alphas_cumprod[t] / (self.alphas_cumprod[t - n] if t - n >= 0 else self.final_alpha_cumprod)
-            noise = randn_tensor(sample.shape, generator=generator, device=sample.device, dtype=sample.dtype)
-            return ratio**0.5 * sample + (1 - ratio) ** 0.5 * noise
-
-    return ExactUndo
 
 
 def test_zoo_digits_same_images_as_repaint_with_an_exact_jump():
@@ -113,15 +69,15 @@ def test_zoo_digits_same_images_as_repaint_with_an_exact_jump():
 
     base = diffcore.create("prior", "zoo:digits")
     prior = unconditional(base)
-    unet = _NullLabel(base.network, int(base.null_cond.labels[0]))
+    unet = peer.NullLabel(base.network, int(base.null_cond.labels[0]))
     x = zoo.digits(8)
     mask = torch.ones(8, 1, 16, 16)
     mask[..., 4:12, 4:12] = 0
     op = Inpainting((1, 16, 16), box=(4, 4, 8, 8))
     ours = solve(prior, op, op.A(x), solver="projection", steps=20, resample=3, generator=torch.Generator().manual_seed(0))
-    exact = _theirs(_pipeline(unet, base.scheduler_config, _exact_undo_scheduler()), x, mask, 20, 3, 0)
+    exact = peer.theirs(peer.pipeline(unet, base.scheduler_config, peer.exact_undo_scheduler()), x, mask, 20, 3, 0)
     assert float((ours.clamp(-1, 1) - exact).abs().max()) < 1e-3  # the same images (float32 rounding of the schedules)
-    once = _theirs(_pipeline(unet, base.scheduler_config), x, mask, 20, 1, 0)  # no jumps: the shipped pipeline as it is
+    once = peer.theirs(peer.pipeline(unet, base.scheduler_config), x, mask, 20, 1, 0)  # no jumps: the shipped pipeline as it is
     plain = solve(prior, op, op.A(x), solver="projection", steps=20, generator=torch.Generator().manual_seed(0))
     assert float((plain.clamp(-1, 1) - once).abs().max()) < 1e-3
 
@@ -129,7 +85,7 @@ def test_zoo_digits_same_images_as_repaint_with_an_exact_jump():
     from diffusers import RePaintScheduler
 
     signal = torch.ones(200_000, dtype=torch.float64)
-    for cls, lands_right in ((RePaintScheduler, False), (_exact_undo_scheduler(), True)):
+    for cls, lands_right in ((RePaintScheduler, False), (peer.exact_undo_scheduler(), True)):
         sched = cls(**{k: base.scheduler_config[k] for k in ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule")})
         sched.set_timesteps(20, 1, 3)
         a = sched.alphas_cumprod.double()
