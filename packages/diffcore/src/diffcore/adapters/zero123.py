@@ -290,36 +290,16 @@ def save_tiny_zero123(folder, *, seed: int = 0) -> Path:
     ``CLIPVisionModelWithProjection`` (32 x 32 crops, 16-d embeddings), ``cc_projection`` 20 -> 16,
     Stable Diffusion's ``DDIMScheduler`` settings.
     """
-    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+    from diffusers import DDIMScheduler
     from safetensors.torch import save_file
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    from diffcore.testing import tiny_latent_unet_and_vae
 
     folder = Path(folder)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        unet = UNet2DConditionModel(
-            sample_size=8,
-            in_channels=8,
-            out_channels=4,
-            layers_per_block=1,
-            block_out_channels=(16, 32),
-            down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-            cross_attention_dim=16,
-            attention_head_dim=4,
-            norm_num_groups=8,
-        )
-        vae = AutoencoderKL(
-            in_channels=3,
-            out_channels=3,
-            down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-            up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-            block_out_channels=(8, 16),
-            layers_per_block=1,
-            latent_channels=4,
-            norm_num_groups=8,
-            sample_size=16,
-        )
+        unet, vae = tiny_latent_unet_and_vae(in_channels=8)
         vision = CLIPVisionModelWithProjection(
             CLIPVisionConfig(
                 hidden_size=16,

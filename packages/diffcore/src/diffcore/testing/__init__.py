@@ -48,6 +48,7 @@ __all__ = [
     "save_tiny_stable_diffusion",
     "save_tiny_unet_pipeline",
     "tiny_clip_tokenizer",
+    "tiny_latent_unet_and_vae",
 ]
 
 
@@ -364,6 +365,38 @@ def tiny_clip_tokenizer(model_max_length: int = 77):
         return CLIPTokenizer.from_pretrained(tmp, model_max_length=model_max_length)
 
 
+def tiny_latent_unet_and_vae(in_channels: int = 4):
+    """The random ``UNet2DConditionModel`` (4 x 8 x 8 latents, ``in_channels`` inputs, cross-attention to 16-d tokens)
+    and ``AutoencoderKL`` (one downsampling, 16 x 16 images) of the tiny latent pipelines, drawn from torch's current
+    random state (the caller seeds it)."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+
+    unet = UNet2DConditionModel(
+        sample_size=8,
+        in_channels=in_channels,
+        out_channels=4,
+        layers_per_block=1,
+        block_out_channels=(16, 32),
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=16,
+        attention_head_dim=4,
+        norm_num_groups=8,
+    )
+    vae = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=8,
+        sample_size=16,
+    )
+    return unet, vae
+
+
 def save_tiny_stable_diffusion(folder, *, seed: int = 0) -> Path:
     """Save a tiny random Stable Diffusion set as a ``StableDiffusionPipeline`` folder.
 
@@ -374,35 +407,13 @@ def save_tiny_stable_diffusion(folder, *, seed: int = 0) -> Path:
     ``set_alpha_to_one=False``, no clipping). No safety checker. Returns the folder.
     """
     _need_diffusers()
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import DDIMScheduler, StableDiffusionPipeline
     from transformers import CLIPTextConfig, CLIPTextModel
 
     tokenizer = tiny_clip_tokenizer()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        unet = UNet2DConditionModel(
-            sample_size=8,
-            in_channels=4,
-            out_channels=4,
-            layers_per_block=1,
-            block_out_channels=(16, 32),
-            down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-            cross_attention_dim=16,
-            attention_head_dim=4,
-            norm_num_groups=8,
-        )
-        vae = AutoencoderKL(
-            in_channels=3,
-            out_channels=3,
-            down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-            up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-            block_out_channels=(8, 16),
-            layers_per_block=1,
-            latent_channels=4,
-            norm_num_groups=8,
-            sample_size=16,
-        )
+        unet, vae = tiny_latent_unet_and_vae(in_channels=4)
         text_config = CLIPTextConfig(
             vocab_size=len(tokenizer),
             hidden_size=16,
