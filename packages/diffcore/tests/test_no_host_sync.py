@@ -14,27 +14,9 @@ import torch
 import diffcore
 from diffcore.devices import HostReads
 from diffcore.priors.wrapper import PriorWrapper
+from diffcore.testing import watch_reads
 
 SAMPLERS = ("ddpm", "ddim", "ddim:eta=0.5", "euler", "heun", "dpm++2m", "euler:s_churn=2.0", "heun:s_churn=1.0,s_tmin=0.5,s_tmax=50")
-
-
-class Watched(PriorWrapper):
-    """Counts its calls and keeps the prior's own reads out of the count; ``loop_reads`` are those from the first call on."""
-
-    def __init__(self, prior, counter: HostReads):
-        super().__init__(prior)
-        self.counter, self.calls, self.first = counter, 0, None
-
-    def predict(self, x_t, t, cond=None):
-        if self.first is None:
-            self.first = len(self.counter.reads)
-        self.calls += 1
-        with self.counter.paused():
-            return self.prior.predict(x_t, t, cond)
-
-    @property
-    def loop_reads(self):
-        return self.counter.reads[self.first :]
 
 
 def test_the_counter_sees_the_reads_a_loop_could_make():
@@ -61,7 +43,7 @@ def test_the_counter_sees_the_reads_a_loop_could_make():
 def test_sampler_loop_reads_nothing_back(sampler):
     gmm = diffcore.create("prior", "gmm", means=[[-3.0, 0.0], [3.0, 0.0]], weights=[0.25, 0.75])
     with HostReads() as counter:
-        prior = Watched(gmm, counter)
+        prior = watch_reads(gmm, counter)
         x = diffcore.sample(prior, 16, steps=8, sampler=sampler, generator=torch.Generator().manual_seed(0))
     assert prior.calls >= 8 and x.shape == (16, 2)
     assert prior.loop_reads == []
@@ -78,7 +60,7 @@ def test_a_read_in_the_loop_is_caught():
         return x
 
     with HostReads() as counter:
-        prior = Watched(gmm, counter)
+        prior = watch_reads(gmm, counter)
         reading(prior, torch.zeros(2, 2), gmm.schedule.timesteps(3))
     assert [(r.method, r.module) for r in prior.loop_reads] == [("__float__", __name__)] * 3
 

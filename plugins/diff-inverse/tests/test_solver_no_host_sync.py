@@ -20,6 +20,7 @@ import diffcore
 from diff_inverse.solve import solve
 from diffcore.devices import HostReads
 from diffcore.priors.wrapper import PriorWrapper
+from diffcore.testing import watch_reads
 
 torch.set_num_threads(1)
 
@@ -42,25 +43,6 @@ SOLVERS = (
 # one operator with an SVD (the spectral paths; inpainting and deblurring take the same ones) and one without (CT:
 # conjugate gradients, A_pinv, DAPS's Langevin steps)
 OPERATORS = {"sr": {"factor": 2}, "ct": {"angles": 8}}
-
-
-class Watched(PriorWrapper):
-    """Counts its calls and keeps the prior's own reads out of the count; ``loop_reads`` are those from the first call on."""
-
-    def __init__(self, prior, counter: HostReads):
-        super().__init__(prior)
-        self.counter, self.calls, self.first = counter, 0, None
-
-    def predict(self, x_t, t, cond=None):
-        if self.first is None:
-            self.first = len(self.counter.reads)
-        self.calls += 1
-        with self.counter.paused():
-            return self.prior.predict(x_t, t, cond)
-
-    @property
-    def loop_reads(self):
-        return self.counter.reads[self.first :]
 
 
 class Quiet:
@@ -112,7 +94,7 @@ def test_solver_loop_reads_nothing_back(prior, solver, sigma_y):
         op, y = _solve(prior, solver, operator, sigma_y)
         with HostReads() as counter, warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            watched = Watched(prior, counter)
+            watched = watch_reads(prior, counter)
             if operator == "ct":
                 op = Quiet(op, counter)
             try:

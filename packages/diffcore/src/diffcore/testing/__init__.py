@@ -49,6 +49,7 @@ __all__ = [
     "save_tiny_unet_pipeline",
     "tiny_clip_tokenizer",
     "tiny_latent_unet_and_vae",
+    "watch_reads",
 ]
 
 
@@ -363,6 +364,31 @@ def tiny_clip_tokenizer(model_max_length: int = 77):
         with open(os.path.join(tmp, "merges.txt"), "w", encoding="utf-8") as f:
             f.write("#version: 0.2\n" + "\n".join(_MERGES) + "\n")
         return CLIPTokenizer.from_pretrained(tmp, model_max_length=model_max_length)
+
+
+def watch_reads(prior, counter):
+    """``prior`` wrapped to check a loop for host reads with ``counter`` (a :class:`diffcore.devices.HostReads`): it counts
+    its ``calls``, keeps the prior's own reads out of the count, and ``loop_reads`` are the reads from its first call on
+    (what a sampler or solver does before its loop is set-up and allowed)."""
+    from diffcore.priors.wrapper import PriorWrapper
+
+    class Watched(PriorWrapper):
+        def __init__(self, prior):
+            super().__init__(prior)
+            self.calls, self.first = 0, None
+
+        def predict(self, x_t, t, cond=None):
+            if self.first is None:
+                self.first = len(counter.reads)
+            self.calls += 1
+            with counter.paused():
+                return self.prior.predict(x_t, t, cond)
+
+        @property
+        def loop_reads(self):
+            return counter.reads[self.first :]
+
+    return Watched(prior)
 
 
 def tiny_latent_unet_and_vae(in_channels: int = 4):
