@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +57,31 @@ def conditioned(prior, label: int | None, guidance: float):
     return Guided(prior, guidance, cond, prior.null_cond)
 
 
+@dataclass(frozen=True, kw_only=True)
+class VideoOptions:
+    """The options every video command shares: reading the input (``resize``, the ``start``/``end``/``stride``/``count``
+    frame selection), writing the outputs (``fps``, ``scale``, ``outputs``) and the device; ``as_dict`` for the records."""
+
+    resize: bool = False
+    start: float | None = None
+    end: float | None = None
+    stride: int = 1
+    count: int | None = None
+    fps: float = 8.0
+    scale: int = 4
+    outputs: tuple[str, ...] = OUTPUTS
+    device: str | None = None
+    dtype: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The options as a record: the command's own first, then these shared ones; tuples as lists."""
+        shared = [f.name for f in fields(VideoOptions)]
+        names = [f.name for f in fields(self) if f.name not in shared] + shared
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in ((k, getattr(self, k)) for k in names)}
+
+
 @dataclass(frozen=True)
-class Settings:
+class Settings(VideoOptions):
     """Everything a run takes besides the seed and the input file."""
 
     command: str
@@ -74,19 +97,6 @@ class Settings:
     new: int = 8
     context: int | None = None
     factor: int = 2
-    resize: bool = False
-    start: float | None = None
-    end: float | None = None
-    stride: int = 1
-    count: int | None = None
-    fps: float = 8.0
-    scale: int = 4
-    outputs: tuple[str, ...] = OUTPUTS
-    device: str | None = None
-    dtype: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +19,12 @@ import torch
 
 from diff_video.editing import EDITORS, EditSettings, condition, edit_video, make_editor
 from diff_video.editing.metrics import edit_metrics
+from diff_video.runs import OUTPUTS, VideoOptions
 from diffcore.errors import DiffcoreError
-
-OUTPUTS = ("gif", "mp4")
 
 
 @dataclass(frozen=True)
-class EditOptions:
+class EditOptions(VideoOptions):
     """Everything an edit takes besides the input file."""
 
     prior: str
@@ -40,19 +39,6 @@ class EditOptions:
     null_text: int = 0
     weight: float | None = None
     clip: str | None = None
-    resize: bool = False
-    start: float | None = None
-    end: float | None = None
-    stride: int = 1
-    count: int | None = None
-    fps: float = 8.0
-    scale: int = 4
-    outputs: tuple[str, ...] = OUTPUTS
-    device: str | None = None
-    dtype: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
 
 
 @dataclass
