@@ -30,8 +30,7 @@ import torch.nn.functional as F
 from diffcore import conversions
 from diffcore.errors import DiffcoreError
 from diffcore.protocols import Cond
-from diffcore.training import add_lora, denoising_loss, lora_disabled
-from diffcore.training.loss import draw_times
+from diffcore.training import add_lora, denoising_loss, draw_times, lora_disabled
 
 CAMERA_FEATURES = 12  # a camera-to-world matrix (3, 4), flattened
 

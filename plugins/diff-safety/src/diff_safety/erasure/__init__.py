@@ -185,8 +185,7 @@ def erase(prior, concept, *, anchor=None, settings: ErasureSettings | None = Non
     """Erase ``concept`` from ``prior`` (changed in place) and return an :class:`ErasureResult` (see the module docstring)."""
     from diff_safety.erasure.ablation import ablation_target
     from diff_safety.erasure.esd import esd_target
-    from diffcore.training import add_lora, fit, frozen_copy, train_only
-    from diffcore.training.loss import draw_times
+    from diffcore.training import add_lora, draw_times, fit, frozen_copy, train_only
 
     settings = settings or ErasureSettings()
     check_erasable(prior)

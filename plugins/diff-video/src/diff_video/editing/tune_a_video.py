@@ -37,8 +37,7 @@ TRAINED = r"regex:\.to_q\."
 def tune(prior, video: torch.Tensor, cond, *, steps: int, clip: int, lr: float, seed: int, attend: str = "first+previous"):
     """A copy of ``prior`` whose attention query projections are fitted to ``video`` (F, C, H, W); returns (copy, record)."""
     from diffcore.attention import CrossFrameAttention, control
-    from diffcore.training import denoising_loss, fit, frozen_copy, train_only
-    from diffcore.training.loss import draw_times
+    from diffcore.training import denoising_loss, draw_times, fit, frozen_copy, train_only
 
     tuned = frozen_copy(prior)
     params = train_only(tuned, TRAINED)
